@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+
+import { ConfigError, loadConfig, parseDurationSeconds } from './config.js'
+
+const SECRET = 'k'.repeat(40)
+
+test('the embedded default needs no settings at all', () => {
+  const config = loadConfig({}, '/srv/app')
+  assert.equal(config.port, 8080)
+  assert.equal(config.dataDir, '/srv/app/data')
+  assert.deepEqual(config.database, { kind: 'sqlite', path: '/srv/app/data/recordings.db' })
+  assert.deepEqual(config.storage, { kind: 'file', root: '/srv/app/data/blobs' })
+  assert.equal(config.auth.key.kind, 'generated-secret')
+  assert.equal(config.retentionSeconds, 30 * 86_400)
+  assert.equal(config.maxUploadBytes, 32 * 1024 ** 3)
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.auth))
+})
+
+test('unsafe authentication settings refuse to start, naming the variable only (S53)', () => {
+  const refused: Record<string, string>[] = [
+    { AUTH_JWT_SECRET: 'x'.repeat(31), AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
+    { AUTH_JWT_SECRET: 'secret', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
+    { AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: 'a' },
+    { AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: 'i' },
+    { AUTH_JWKS_URL: 'http://idp.example.org/keys', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
+    { AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'none' },
+  ]
+  for (const env of refused) {
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError)
+        for (const value of Object.values(env)) {
+          if (value.length > 2) assert.ok(!error.message.includes(value), 'value leaked')
+        }
+        return true
+      },
+      JSON.stringify(Object.keys(env)),
+    )
+  }
+})
+
+test('bad values are reported together, by name', () => {
+  try {
+    loadConfig({ PORT: 'eighty', RETENTION: 'forever', LOG_LEVEL: 'loud' })
+    assert.fail('expected a ConfigError')
+  } catch (error) {
+    assert.ok(error instanceof ConfigError)
+    assert.equal(error.problems.length, 3)
+    assert.match(error.message, /PORT/)
+    assert.match(error.message, /RETENTION/)
+    assert.match(error.message, /LOG_LEVEL/)
+  }
+})
+
+test('durations', () => {
+  assert.equal(parseDurationSeconds('90s'), 90)
+  assert.equal(parseDurationSeconds('12h'), 43_200)
+  assert.equal(parseDurationSeconds('30d'), 2_592_000)
+  assert.equal(parseDurationSeconds('45'), 45)
+  assert.equal(parseDurationSeconds('0d'), undefined)
+  assert.equal(parseDurationSeconds('1y'), undefined)
+  assert.equal(parseDurationSeconds('-5s'), undefined)
+})
+
+test('storage and database URLs', () => {
+  const config = loadConfig(
+    { DATABASE_URL: 'sqlite:/var/lib/wcr/db.sqlite', STORAGE_URL: 's3://my-bucket/rec/' },
+    '/x',
+  )
+  assert.deepEqual(config.database, { kind: 'sqlite', path: '/var/lib/wcr/db.sqlite' })
+  assert.deepEqual(config.storage, { kind: 's3', bucket: 'my-bucket', prefix: 'rec/' })
+  assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL/)
+})

@@ -1,0 +1,19 @@
+import type { TokenVerifier } from '../auth/principal.js'
+import type { Config } from '../config.js'
+import type { RecordingRepository } from '../db/recording-repository.js'
+import type { BlobStore } from '../storage/blob-store.js'
+import type { AuditLog } from '../recordings/audit-log.js'
+import type { IngestService } from '../recordings/ingest-service.js'
+import type { RecordingsService } from '../recordings/recordings-service.js'
+
+/** Everything the HTTP layer needs, wired by hand in main.ts (or a test). */
+export interface AppDeps {
+  config: Readonly<Config>
+  verifier: TokenVerifier
+  audit: AuditLog
+  recordings: RecordingsService
+  ingest: IngestService
+  /** For readiness checks only. */
+  repository: RecordingRepository
+  blobs: BlobStore
+}

@@ -1,0 +1,16 @@
+/**
+ * `attachment` with an ASCII fallback `filename` (quotes, backslashes, control and non-ASCII
+ * characters replaced by `_`) and the exact name as RFC 5987 `filename*`, so the header is
+ * always valid ASCII and clients that understand UTF-8 names get the real one.
+ */
+export function contentDisposition(fileName: string): string {
+  const fallback = fileName.replace(/[^\x20-\x7e]|["\\%]/g, '_')
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${encodeRfc5987(fileName)}`
+}
+
+function encodeRfc5987(text: string): string {
+  return encodeURIComponent(text).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  )
+}

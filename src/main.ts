@@ -1,0 +1,113 @@
+import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Logger } from 'pino'
+
+import { buildApp } from './app.js'
+import { JoseTokenVerifier } from './auth/jose-token-verifier.js'
+import { loadOrCreateSigningSecret } from './auth/signing-secret.js'
+import type { Config } from './config.js'
+import { createDatabase, migrateToLatest } from './db/database.js'
+import { KyselyAuditLog } from './db/kysely-audit-log.js'
+import { KyselyRecordingRepository } from './db/kysely-recording-repository.js'
+import type { Database } from './db/schema.js'
+import { MediaProber } from './media/media-prober.js'
+import { systemClock, type Clock } from './recordings/clock.js'
+import { IngestService } from './recordings/ingest-service.js'
+import { RecordingsService } from './recordings/recordings-service.js'
+import { LocalBlobStore } from './storage/local-blob-store.js'
+import type { BlobStore } from './storage/blob-store.js'
+
+export interface Server {
+  app: FastifyInstance
+  db: Kysely<Database>
+  blobs: BlobStore
+  /** Stops accepting requests, lets in-flight ones finish, then releases everything. */
+  close(): Promise<void>
+}
+
+/** Wires config → database → blob store → services → HTTP, by hand (no container). */
+export async function createServer(
+  config: Readonly<Config>,
+  logger: Logger,
+  clock: Clock = systemClock,
+): Promise<Server> {
+  const db = createDatabase(config.database)
+  await migrateToLatest(db)
+  const blobs = await createBlobStore(config)
+  const secret =
+    config.auth.key.kind === 'generated-secret'
+      ? await loadOrCreateSigningSecret(config.dataDir)
+      : undefined
+  const verifier = new JoseTokenVerifier(config.auth, secret)
+  const prober = new MediaProber()
+  const repository = new KyselyRecordingRepository(db)
+  const audit = new KyselyAuditLog(db, clock)
+
+  const recordings = new RecordingsService({ recordings: repository, blobs, audit, clock })
+  const ingest = new IngestService({
+    recordings: repository,
+    blobs,
+    prober,
+    audit,
+    clock,
+    maxUploadBytes: config.maxUploadBytes,
+    retentionSeconds: config.retentionSeconds,
+  })
+  const app = await buildApp(
+    { config, verifier, audit, recordings, ingest, repository, blobs },
+    logger,
+  )
+
+  return {
+    app,
+    db,
+    blobs,
+    async close() {
+      await app.close()
+      await prober.close()
+      await db.destroy()
+    },
+  }
+}
+
+async function createBlobStore(config: Readonly<Config>): Promise<BlobStore> {
+  if (config.storage.kind === 's3') {
+    // TODO(#4): S3 blob store; until then only the local disk store runs.
+    throw new Error('STORAGE_URL=s3:// is not supported yet; use the default local disk')
+  }
+  const store = new LocalBlobStore(config.storage.root)
+  await store.init()
+  return store
+}
+
+/** Starts the server, logs where it listens, and shuts down cleanly on SIGINT/SIGTERM. */
+export async function serve(config: Readonly<Config>, logger: Logger): Promise<Server> {
+  const server = await createServer(config, logger)
+  await server.app.listen({ host: config.host, port: config.port })
+  const address = server.app.server.address()
+  logger.info(
+    {
+      address: typeof address === 'object' && address ? address : undefined,
+      dataDir: config.dataDir,
+      database: config.database.kind,
+      storage: config.storage.kind,
+    },
+    'listening',
+  )
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGINT', () => stop('SIGINT'))
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  return server
+}

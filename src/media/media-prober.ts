@@ -1,0 +1,85 @@
+import type { ByteSource } from './byte-source.js'
+import { ProbeWorkerPool } from './probe-worker-pool.js'
+import { SNIFF_HEAD_BYTES, sniffContainer, type ContainerKind } from './sniff-container.js'
+
+export { sniffContainer }
+export type { ContainerKind }
+
+export interface MediaInfo {
+  container: ContainerKind
+  /** e.g. video/mp4, audio/mp4, video/quicktime, video/webm, audio/webm, video/x-matroska, audio/x-matroska, video/ogg, audio/ogg */
+  contentType: string
+  /** Without dot: mp4, m4a, mov, webm, mkv, mka, ogv, ogg */
+  extension: string
+  /** Exact float seconds (caller rounds); null only when unknowable (damaged/truncated/init-only/lone segment). */
+  durationSeconds: number | null
+}
+
+export interface MediaProberOptions {
+  /** Per-probe parsing budget; default 20000. */
+  timeoutMs?: number
+  /** Old-generation heap cap of each parser worker; default 128. */
+  maxHeapMb?: number
+}
+
+const DEFAULT_TIMEOUT_MS = 20_000
+const DEFAULT_MAX_HEAP_MB = 128
+// Probes are short and mostly wait on reads; two workers keep a slow file from blocking others.
+const POOL_SIZE = 2
+
+const TYPES: Record<ContainerKind, { video: [string, string]; audio: [string, string] }> = {
+  mp4: { video: ['video/mp4', 'mp4'], audio: ['audio/mp4', 'm4a'] },
+  // QuickTime audio is MP4 audio to every player; there is no registered audio/quicktime.
+  mov: { video: ['video/quicktime', 'mov'], audio: ['audio/mp4', 'm4a'] },
+  webm: { video: ['video/webm', 'webm'], audio: ['audio/webm', 'webm'] },
+  matroska: { video: ['video/x-matroska', 'mkv'], audio: ['audio/x-matroska', 'mka'] },
+  ogg: { video: ['video/ogg', 'ogv'], audio: ['audio/ogg', 'ogg'] },
+}
+
+function describe(container: ContainerKind, hasVideo: boolean | null, duration: number | null) {
+  // Unreadable tracks (truncated files) are assumed to hold video, the usual recording.
+  const [contentType, extension] = TYPES[container][hasVideo === false ? 'audio' : 'video']
+  const durationSeconds =
+    typeof duration === 'number' && Number.isFinite(duration) && duration > 0 ? duration : null
+  return { container, contentType, extension, durationSeconds }
+}
+
+/**
+ * Probes uploaded bytes. Resolves null when the bytes are not a recognised media container
+ * (empty, text, HTML, playlists, images...). Never rejects for damaged media: a recognisable but
+ * damaged file resolves with durationSeconds null. Rejects only on its own infrastructure failure
+ * (e.g. the ByteSource read itself failed) with the original error.
+ *
+ * The container is sniffed on the main thread from the first 64 KiB; tracks and duration are
+ * parsed in worker threads (heap-capped, `timeoutMs` each; a timed-out probe resolves with the
+ * sniffed container and durationSeconds null). Audio-only media gets an audio/* type.
+ */
+export class MediaProber {
+  readonly #pool: ProbeWorkerPool
+
+  constructor(options: MediaProberOptions = {}) {
+    this.#pool = new ProbeWorkerPool({
+      workerUrl: new URL('./probe-worker.js', import.meta.url),
+      poolSize: POOL_SIZE,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      maxHeapMb: options.maxHeapMb ?? DEFAULT_MAX_HEAP_MB,
+    })
+  }
+
+  /** See the class comment. Rejects once close() was called. */
+  async probe(source: ByteSource): Promise<MediaInfo | null> {
+    if (!(source.size > 0)) return null
+    const head = await source.read(0, Math.min(source.size, SNIFF_HEAD_BYTES))
+    const container = sniffContainer(head)
+    if (container === null) return null
+    const outcome = await this.#pool.run(source, head, container)
+    if (outcome.kind === 'notMedia') return null
+    if (outcome.kind === 'abandoned') return describe(container, null, null)
+    return describe(container, outcome.hasVideo, outcome.durationSeconds)
+  }
+
+  /** Terminates the workers; probes still running reject. Idempotent. */
+  close(): Promise<void> {
+    return this.#pool.close()
+  }
+}
