@@ -23,3 +23,9 @@ test('quotes, backslashes and line breaks never reach the quoted fallback', () =
   assert.doesNotMatch(header, /[\r\n]/)
   assert.equal((header.match(/"/g) ?? []).length, 2)
 })
+
+test('a lone surrogate cannot make the header throw', () => {
+  const header = contentDisposition('bad\uD800name.mp4')
+  assert.match(header, /^[\x20-\x7e]+$/)
+  assert.ok(header.endsWith("filename*=UTF-8''bad%EF%BF%BDname.mp4"))
+})

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 
 import { PERMISSIONS } from '../auth/principal.js'
 import type { RecordingRecord } from '../db/recording-repository.js'
@@ -41,7 +41,7 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       const context = contextOf(request)
       const record = await findRecording(deps.recordings, context, request.params)
 
-      setRepresentationHeaders(reply, record)
+      setValidatorHeaders(reply, record)
       const conditional = evaluateConditionals(request.headers, etagOf(record), record.uploadedAt)
       if (conditional === 'precondition-failed') throw errors.preconditionFailed()
       if (conditional === 'not-modified') return reply.code(304).send()
@@ -55,27 +55,34 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       if (decision.kind === 'unsatisfiable') throw errors.rangeNotSatisfiable(record.sizeBytes)
 
       const range = decision.kind === 'partial' ? decision.range : undefined
+      const disposition = contentDisposition(record.fileName)
+      // Opened before any content header is set, so a blob gone missing is a clean 404 (not a
+      // 404 with a Content-Range), and nothing can throw between opening and handing it over.
+      const stream =
+        request.method === 'GET'
+          ? await deps.recordings.openContent(context, record, range)
+          : undefined
+
+      // Only a response that carries the bytes names them: a 304, 412 or 416 is no attachment.
+      reply.header('content-type', record.contentType)
+      reply.header('content-disposition', disposition)
       if (range) {
         reply.code(206)
         reply.header('content-range', `bytes ${range.start}-${range.end}/${record.sizeBytes}`)
       }
       const length = range ? range.end - range.start + 1 : record.sizeBytes
       reply.header('content-length', String(length))
-      if (request.method === 'HEAD') return reply.send()
-
-      const stream = await deps.recordings.openContent(context, record, range)
       return reply.send(stream)
     },
   })
 }
 
-function setRepresentationHeaders(reply: FastifyReply, record: RecordingRecord) {
-  reply.header('content-type', record.contentType)
+/** Validators and caching rules: sent with every answer about the recording, 304 included. */
+function setValidatorHeaders(reply: FastifyReply, record: RecordingRecord) {
   reply.header('accept-ranges', 'bytes')
   reply.header('etag', etagOf(record))
   reply.header('last-modified', new Date(record.uploadedAt).toUTCString())
   reply.header('cache-control', 'no-store')
-  reply.header('content-disposition', contentDisposition(record.fileName))
   reply.header('x-content-type-options', 'nosniff')
 }
 
@@ -83,5 +90,3 @@ function setRepresentationHeaders(reply: FastifyReply, record: RecordingRecord) 
 export function etagOf(record: RecordingRecord): string {
   return `"${record.sha256}"`
 }
-
-export type { FastifyRequest }

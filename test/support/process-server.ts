@@ -45,15 +45,20 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   child.stderr?.on('data', (d) => (output += d))
   const baseUrl = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 20_000
+  const giveUp = async (why: string) => {
+    child.kill('SIGKILL')
+    await fs.rm(dataDir, { recursive: true, force: true })
+    return new Error(`${why}: ${output}`)
+  }
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited: ${output}`)
+    if (child.exitCode !== null) throw await giveUp('server exited')
     try {
       const response = await fetch(`${baseUrl}/healthz`)
       if (response.ok) break
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`server did not start: ${output}`)
+    if (Date.now() > deadline) throw await giveUp('server did not start')
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return {
