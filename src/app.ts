@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 
 import { contentRoute } from './http/content-route.js'
 import type { AppDeps } from './http/app-deps.js'
-import { registerErrorHandler } from './http/error-handler.js'
+import { handleFrameworkError, registerErrorHandler } from './http/error-handler.js'
 import { registerOpenApi } from './http/openapi.js'
 import { opsRoutes } from './http/ops-routes.js'
 import { recordingsRoutes } from './http/recordings-routes.js'
@@ -30,6 +30,8 @@ export async function buildApp(deps: AppDeps, logger: Logger): Promise<FastifyIn
       return typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID()
     },
     exposeHeadRoutes: false,
+    // Malformed URLs and over-long path parameters fail before routing: same problem bodies.
+    frameworkErrors: handleFrameworkError,
     connectionTimeout: deps.config.idleTimeoutSeconds * 1000,
     bodyLimit: 1024 * 1024, // JSON bodies only; uploads have their own limit
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },

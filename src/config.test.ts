@@ -25,6 +25,22 @@ test('unsafe authentication settings refuse to start, naming the variable only (
     { AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: 'i' },
     { AUTH_JWKS_URL: 'http://idp.example.org/keys', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' },
     { AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'none' },
+    { AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a', AUTH_ALGORITHMS: 'RS256' },
+    {
+      AUTH_JWKS_URL: 'https://idp.test/k',
+      AUTH_ISSUER: 'i',
+      AUTH_AUDIENCE: 'a',
+      AUTH_ALGORITHMS: 'HS256',
+    },
+    {
+      AUTH_JWKS_URL: 'https://idp.test/k',
+      AUTH_ISSUER: 'i',
+      AUTH_AUDIENCE: 'a',
+      AUTH_ALGORITHMS: 'XYZ1',
+    },
+    { DATABASE_URL: 'postgres://u:hunter22@db.example.org/rec' },
+    { DATABASE_URL: 'postgres://u:hunter22@db.example.org/rec?sslmode=prefer' },
+    { S3_ENDPOINT: 'http://minio.example.org:9000' },
   ]
   for (const env of refused) {
     assert.throws(
@@ -39,6 +55,28 @@ test('unsafe authentication settings refuse to start, naming the variable only (
       JSON.stringify(Object.keys(env)),
     )
   }
+})
+
+test('safe variants of the same settings are accepted', () => {
+  const jwks = { AUTH_JWKS_URL: 'https://idp.test/k', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }
+  assert.deepEqual(loadConfig({ ...jwks, AUTH_ALGORITHMS: 'RS256, PS256' }).auth.algorithms, [
+    'RS256',
+    'PS256',
+  ])
+  assert.equal(
+    loadConfig({ AUTH_JWKS_URL: 'http://127.0.0.1:9/k', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }).auth
+      .key.kind,
+    'jwks',
+  )
+  for (const url of [
+    'postgres://u:p@db.example.org/rec?sslmode=verify-full',
+    'postgres://u:p@127.0.0.1:5432/rec',
+    'postgresql://u:p@localhost/rec',
+  ]) {
+    assert.equal(loadConfig({ DATABASE_URL: url }).database.kind, 'postgres', url)
+  }
+  assert.doesNotThrow(() => loadConfig({ S3_ENDPOINT: 'http://127.0.0.1:9000' }))
+  assert.doesNotThrow(() => loadConfig({ S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com' }))
 })
 
 test('bad values are reported together, by name', () => {

@@ -61,6 +61,8 @@ export const EMBEDDED_AUDIENCE = 'recordings-api'
 const DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 ** 3 // 32 GiB: a full day of 1080p meeting video
 const MAX_CLOCK_TOLERANCE_SECONDS = 60 // DESIGN.md §2: at most 60 s of skew
 const MIN_HMAC_SECRET_BYTES = 32 // RFC 7518 §3.2: a key at least as long as the hash
+const HMAC_ALGS = ['HS256', 'HS384', 'HS512']
+const SIGNATURE_ALGS = 'RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA'.split(' ')
 
 /**
  * Validates the environment. Every problem is collected and reported by variable name only:
@@ -91,6 +93,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
   }
 
   const database = parseDatabase(read('DATABASE_URL'), dataDir, cwd, fail)
+  const s3Endpoint = read('S3_ENDPOINT')
+  if (s3Endpoint !== undefined) {
+    const url = safeUrl(s3Endpoint)
+    if (url === undefined || !['http:', 'https:'].includes(url.protocol)) {
+      fail('S3_ENDPOINT', 'must be an absolute http(s) URL')
+    } else if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+      fail('S3_ENDPOINT', 'must use https (plain http only on loopback)')
+    }
+  }
   const storage = parseStorage(read('STORAGE_URL'), dataDir, cwd, fail)
   const auth = parseAuth(read, fail)
 
@@ -143,7 +154,17 @@ function parseDatabase(
     if (file === '') return fail('DATABASE_URL', 'needs a file path after sqlite:')
     return { kind: 'sqlite', path: path.resolve(cwd, file) }
   }
-  if (/^postgres(ql)?:\/\//.test(value)) return { kind: 'postgres', url: value }
+  if (/^postgres(ql)?:\/\//.test(value)) {
+    // Metadata (meeting ids, org ids, audit) must not cross a network in plain text.
+    const url = safeUrl(value)
+    if (url === undefined) return fail('DATABASE_URL', 'is not a valid postgres:// URL')
+    const sslMode = url.searchParams.get('sslmode')
+    const encrypted = sslMode !== null && ['require', 'verify-ca', 'verify-full'].includes(sslMode)
+    if (!encrypted && !isLoopback(url.hostname)) {
+      return fail('DATABASE_URL', 'needs sslmode=require or verify-full for a non-loopback host')
+    }
+    return { kind: 'postgres', url: value }
+  }
   return fail('DATABASE_URL', 'must start with sqlite: or postgres://')
 }
 
@@ -212,6 +233,14 @@ function parseAuth(read: (name: string) => string | undefined, fail: Fail): Auth
     .filter(Boolean)
   if (algorithms?.some((a) => a.toLowerCase() === 'none')) {
     fail('AUTH_ALGORITHMS', 'must not allow unsigned tokens')
+  } else if (algorithms) {
+    // A shared secret verifies only HMAC; a public key only signatures (RFC 8725 §3.1), so a
+    // token cannot pick the other family and reuse the key in a way it was not meant for.
+    const allowed =
+      key.kind === 'secret' || key.kind === 'generated-secret' ? HMAC_ALGS : SIGNATURE_ALGS
+    if (algorithms.length === 0 || !algorithms.every((a) => allowed.includes(a))) {
+      fail('AUTH_ALGORITHMS', `must be a comma-separated subset of ${allowed.join(', ')}`)
+    }
   }
   const clockToleranceSeconds =
     parseInteger(read('AUTH_CLOCK_TOLERANCE_SECONDS') ?? '60', 0, MAX_CLOCK_TOLERANCE_SECONDS) ??

@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 
 import {
+  createLocalJWKSet,
   createRemoteJWKSet,
   errors as joseErrors,
   jwtVerify,
@@ -14,7 +15,11 @@ import type { Principal, TokenVerifier } from './principal.js'
 
 const JWKS_TIMEOUT_MS = 5000
 const JWKS_COOLDOWN_MS = 30_000 // at most one refetch per 30 s for unknown kids
+const JWKS_RETRY_MS = 1000 // while the key endpoint fails, at most one attempt per second
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+// A real protected header (alg, typ, kid) is under 200 bytes; we never use x5c or jwk, so a
+// larger one only costs parsing time (S15).
+const MAX_HEADER_SEGMENT_CHARS = 2048
 
 type VerificationKey = Uint8Array | KeyObject | JWTVerifyGetKey
 
@@ -26,19 +31,14 @@ type VerificationKey = Uint8Array | KeyObject | JWTVerifyGetKey
 export class JoseTokenVerifier implements TokenVerifier {
   private readonly key: VerificationKey
   private readonly algorithms: string[]
-  private readonly remote: boolean
 
   constructor(
     private readonly config: AuthConfig,
     secret?: string,
   ) {
     const { key } = config
-    this.remote = key.kind === 'jwks'
     if (key.kind === 'jwks') {
-      this.key = createRemoteJWKSet(new URL(key.url), {
-        timeoutDuration: JWKS_TIMEOUT_MS,
-        cooldownDuration: JWKS_COOLDOWN_MS,
-      })
+      this.key = remoteKeySet(key.url)
       this.algorithms = config.algorithms ?? ['RS256', 'ES256']
     } else if (key.kind === 'public-key') {
       const publicKey = createPublicKey(key.pem)
@@ -53,7 +53,7 @@ export class JoseTokenVerifier implements TokenVerifier {
   }
 
   async verify(token: string): Promise<Principal> {
-    if (!COMPACT_JWS.test(token)) throw errors.invalidToken()
+    if (!isAcceptableCompactJws(token)) throw errors.invalidToken()
     let payload: JWTPayload
     try {
       ;({ payload } = await jwtVerify(token, this.key as Uint8Array, {
@@ -83,18 +83,69 @@ export class JoseTokenVerifier implements TokenVerifier {
   }
 
   private translate(error: unknown): unknown {
+    if (error instanceof KeySetUnavailable) return errors.serviceUnavailable(error.cause)
     if (error instanceof joseErrors.JWTExpired) {
       return errors.invalidToken(error, 'token expired')
     }
-    if (this.remote) {
-      // The key endpoint being down is our problem, not the caller's token: 503.
-      if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) {
-        return errors.serviceUnavailable(error)
-      }
-      if (!(error instanceof joseErrors.JOSEError)) return errors.serviceUnavailable(error)
-    }
+    // Anything else is about the token (jose also throws TypeError for a key of the wrong
+    // type): 401, and the library's text stays in `cause`, never in the response.
     return errors.invalidToken(error)
   }
+}
+
+/** The key endpoint failed: not the caller's fault, so 503 rather than 401. */
+class KeySetUnavailable extends Error {
+  constructor(cause?: unknown) {
+    super('the JWKS endpoint is unavailable', { cause })
+    this.name = 'KeySetUnavailable'
+  }
+}
+
+/**
+ * Keys from `AUTH_JWKS_URL`. Errors that describe the token (no key for its kid) stay jose
+ * errors; every other failure (refused, timeout, redirect, not JSON, not a JWKS) becomes
+ * KeySetUnavailable. After a failure, the endpoint is not asked again for JWKS_RETRY_MS: jose
+ * would otherwise refetch on every request of an outage. Meanwhile a still-fresh cached set
+ * keeps answering.
+ */
+function remoteKeySet(url: string): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url), {
+    timeoutDuration: JWKS_TIMEOUT_MS,
+    cooldownDuration: JWKS_COOLDOWN_MS,
+  })
+  let failedAtMs = Number.NEGATIVE_INFINITY
+  return async (header, token) => {
+    if (Date.now() - failedAtMs < JWKS_RETRY_MS) {
+      const cached = remote.jwks()
+      if (!remote.fresh || !cached) throw new KeySetUnavailable()
+      return createLocalJWKSet(cached)(header, token)
+    }
+    try {
+      return await remote(header, token)
+    } catch (error) {
+      if (
+        error instanceof joseErrors.JWKSNoMatchingKey ||
+        error instanceof joseErrors.JWKSMultipleMatchingKeys ||
+        error instanceof joseErrors.JOSENotSupported
+      ) {
+        throw error
+      }
+      failedAtMs = Date.now()
+      throw new KeySetUnavailable(error)
+    }
+  }
+}
+
+/**
+ * Three base64url segments, each in its one canonical spelling, with a header of sane size.
+ * Base64 leaves spare bits in the last character; a token whose spare bits were flipped
+ * decodes to the same bytes, and accepting it would make signatures malleable.
+ */
+function isAcceptableCompactJws(token: string): boolean {
+  if (!COMPACT_JWS.test(token)) return false
+  const segments = token.split('.')
+  if ((segments[0]?.length ?? 0) > MAX_HEADER_SEGMENT_CHARS) return false
+  return segments.every((part) => Buffer.from(part, 'base64url').toString('base64url') === part)
 }
 
 /** Reads a dot-separated claim path such as `realm_access.roles`. */

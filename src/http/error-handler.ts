@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
 import { AppError, errors, isAppError } from '../errors.js'
 import { sendProblem } from './problem.js'
@@ -22,6 +22,27 @@ export function registerErrorHandler(app: FastifyInstance) {
   })
 
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, errors.routeNotFound()))
+}
+
+/**
+ * For Fastify's `frameworkErrors` option. Errors found before routing (a path parameter over
+ * `maxParamLength`, a malformed percent-encoding) otherwise get Fastify's own body, which
+ * echoes the path and names a library code. An over-long id is simply unknown (404); a URL
+ * that cannot be decoded is a bad request.
+ */
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
+  const appError =
+    error.code === 'FST_ERR_BAD_URL'
+      ? errors.invalidRequest('The request URL is malformed.')
+      : errors.routeNotFound()
+  request.log.info({ code: appError.code, cause: error.code }, 'request refused')
+  // Hooks do not run for these requests, so the id header is set here.
+  reply.header('x-request-id', request.id)
+  return sendProblem(request, reply, appError)
 }
 
 function toAppError(error: FastifyError | AppError | Error): AppError {

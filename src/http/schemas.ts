@@ -78,10 +78,10 @@ export const UploadQuerySchema = Type.Object(
 )
 export type UploadQuery = Static<typeof UploadQuerySchema>
 
-export const IdParamsSchema = Type.Object({ id: Type.String({ maxLength: 64 }) })
+export const IdParamsSchema = Type.Object({ id: Type.String() })
 export const ContentParamsSchema = Type.Object({
-  id: Type.String({ maxLength: 64 }),
-  file: Type.String({ maxLength: 64 }),
+  id: Type.String(),
+  file: Type.String(),
 })
 
 export const problemResponses = (...statuses: number[]) =>
