@@ -8,9 +8,10 @@ import type { DatabaseConfig } from '../config.js'
 import { migrationProvider } from './migrations.js'
 import type { Database } from './schema.js'
 
-// better-sqlite3 blocks the event loop while it waits for a lock, so the wait must be short;
-// a longer contention surfaces as 503 + Retry-After instead of a frozen server.
-export const SQLITE_BUSY_TIMEOUT_MS = 1000
+// better-sqlite3 blocks the event loop while it waits for a lock, so each wait is short;
+// longer contention is retried with timers (busy-retry.ts), and only past that budget does
+// it surface as 503 + Retry-After. Event-loop lag stays below this value.
+export const SQLITE_BUSY_TIMEOUT_MS = 200
 
 /** Opens the metadata database named by the configuration. */
 export function createDatabase(config: DatabaseConfig): Kysely<Database> {

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely'
 
 import { errors, isAppError } from '../errors.js'
+import { isBusyError, retryWhileBusy } from './busy-retry.js'
 import type {
   InsertOutcome,
   Keyset,
@@ -16,18 +17,55 @@ const STREAM_BATCH_ROWS = 500 // rows per query when streaming a whole list
 export class KyselyRecordingRepository implements RecordingRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(record: RecordingRecord): Promise<InsertOutcome> {
-    try {
-      await this.db
-        .insertInto('recordings')
-        .values({ ...record, legalHold: record.legalHold ? 1 : 0, state: 'active' })
-        .execute()
-      return { inserted: true }
-    } catch (error) {
-      if (!isUniqueViolation(error) || record.idempotencyKey === null) throw translate(error)
-      const existing = await this.findByIdempotencyKey(record.orgId, record.idempotencyKey)
-      return { inserted: false, existing }
+  async insert(record: RecordingRecord, nowMs: number): Promise<InsertOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await retryWhileBusy(() =>
+          this.db
+            .insertInto('recordings')
+            .values({ ...record, legalHold: record.legalHold ? 1 : 0, state: 'active' })
+            .execute(),
+        )
+        return { inserted: true }
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw translate(error)
+      }
+
+      const byKey =
+        record.idempotencyKey === null
+          ? undefined
+          : await this.findByIdempotencyKey(record.orgId, record.idempotencyKey)
+      if (byKey) return { inserted: false, existing: byKey }
+      const sameContent = await this.findActiveContent(record)
+      if (!sameContent) throw errors.serviceUnavailable() // the conflicting row just went away
+      if (isVisible(sameContent, nowMs) || attempt > 0) {
+        return { inserted: false, existing: sameContent }
+      }
+      // An expired copy that the sweeper has not reached yet is already 404 everywhere:
+      // hand it to the sweeper (deleting) so that the new upload can take its place.
+      await guard(() =>
+        this.db
+          .updateTable('recordings')
+          .set({ state: 'deleting' })
+          .where('id', '=', sameContent.id)
+          .where('state', '=', 'active')
+          .execute(),
+      )
     }
+  }
+
+  private findActiveContent(record: RecordingRecord) {
+    return guard(async () => {
+      const row = await this.db
+        .selectFrom('recordings')
+        .selectAll()
+        .where('orgId', '=', record.orgId)
+        .where('meetingId', '=', record.meetingId)
+        .where('sha256', '=', record.sha256)
+        .where('state', '=', 'active')
+        .executeTakeFirst()
+      return row && toRecord(row)
+    })
   }
 
   findVisible(orgId: string, id: string, nowMs: number) {
@@ -170,9 +208,14 @@ function toRecord(row: RecordingsTable): RecordingRecord {
   }
 }
 
+function isVisible(record: RecordingRecord, nowMs: number): boolean {
+  return record.legalHold || record.expiresAt > nowMs
+}
+
+/** Runs one repository operation, retrying while the database is locked, then translates. */
 async function guard<T>(work: () => Promise<T>): Promise<T> {
   try {
-    return await work()
+    return await retryWhileBusy(work)
   } catch (error) {
     throw translate(error)
   }
@@ -186,10 +229,8 @@ function isUniqueViolation(error: unknown): boolean {
 /** Lock contention and lost connections are transient: 503 with Retry-After, not 500. */
 function translate(error: unknown): unknown {
   if (isAppError(error)) return error
+  if (isBusyError(error)) return errors.serviceUnavailable(error)
   const code = String((error as { code?: unknown } | undefined)?.code ?? '')
-  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return errors.serviceUnavailable(error)
-  }
   if (code === 'SQLITE_FULL') return errors.insufficientStorage(error)
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03'].includes(code)) {
     return errors.serviceUnavailable(error)

@@ -73,6 +73,19 @@ const migrations: Record<string, Migration> = {
         .execute()
     },
   },
+  '002_recordings_unique_content': {
+    async up(db: Kysely<unknown>) {
+      // One live recording per meeting and content: two concurrent retries of the same upload
+      // (with no Idempotency-Key) cannot both commit, whichever node they reach.
+      await db.schema
+        .createIndex('recordings_org_meeting_sha_active')
+        .on('recordings')
+        .columns(['org_id', 'meeting_id', 'sha256'])
+        .unique()
+        .where(sql.ref('state'), '=', 'active')
+        .execute()
+    },
+  },
 }
 
 export const migrationProvider: MigrationProvider = {

@@ -41,8 +41,11 @@ export type InsertOutcome =
  * 404 the moment it expires, whether or not the sweeper has run.
  */
 export interface RecordingRepository {
-  /** Inserts a new row; an Idempotency-Key already used in the org returns that row instead. */
-  insert(record: RecordingRecord): Promise<InsertOutcome>
+  /**
+   * Inserts a new row. When the org already holds the row's Idempotency-Key, or a live row of
+   * the same meeting with the same sha256, nothing is inserted and that row is returned.
+   */
+  insert(record: RecordingRecord, nowMs: number): Promise<InsertOutcome>
   findVisible(orgId: string, id: string, nowMs: number): Promise<RecordingRecord | undefined>
   /** The visible recording of this org with the same meeting and content, if any. */
   findSameContent(

@@ -49,10 +49,13 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
       reply.header('cache-control', 'no-store')
 
       if (query.limit === undefined && query.cursor === undefined) {
-        const rows = deps.recordings.listAll({ context, filter })
+        // The first batch is read before the status line goes out, so a database failure
+        // is still a proper 503/500 rather than a 200 cut short.
+        const rows = deps.recordings.listAll({ context, filter })[Symbol.asyncIterator]()
+        const first = await rows.next()
         return reply
           .type('application/json; charset=utf-8')
-          .send(Readable.from(streamListJson(rows, baseUrl)))
+          .send(Readable.from(streamListJson(first, rows, baseUrl)))
       }
 
       const page = await deps.recordings.listPage({
@@ -149,15 +152,16 @@ function nextLink(requestUrl: string, cursor: string, baseUrl: string): string {
 }
 
 async function* streamListJson(
-  rows: AsyncIterable<RecordingRecord>,
+  first: IteratorResult<RecordingRecord>,
+  rest: AsyncIterator<RecordingRecord>,
   baseUrl: string,
 ): AsyncGenerator<string> {
   yield '{"recordings":['
-  let first = true
   let chunk = ''
-  for await (const row of rows) {
-    chunk += (first ? '' : ',') + JSON.stringify(toRecordingJson(row, baseUrl))
-    first = false
+  let separator = ''
+  for (let next = first; !next.done; next = await rest.next()) {
+    chunk += separator + JSON.stringify(toRecordingJson(next.value, baseUrl))
+    separator = ','
     // Hand the socket ~64 KiB at a time: fewer writes than one per row, bounded memory.
     if (chunk.length >= 65_536) {
       yield chunk

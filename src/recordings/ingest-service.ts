@@ -81,12 +81,15 @@ export class IngestService {
 
       const record = this.buildRecord({ request, id, sha256, sizeBytes, media })
       await staged.publish()
-      const outcome = await this.deps.recordings.insert(record).catch(async (error: unknown) => {
-        await this.deps.blobs.delete(record.blobKey).catch(() => undefined)
-        throw error
-      })
+      const outcome = await this.deps.recordings
+        .insert(record, this.deps.clock())
+        .catch(async (error: unknown) => {
+          await this.deps.blobs.delete(record.blobKey).catch(() => undefined)
+          throw error
+        })
       if (!outcome.inserted) {
-        // Lost a race with a retry of the same upload: keep the first, drop ours.
+        // Lost a race with a retry of the same upload (same key, or same meeting and bytes):
+        // keep the first, drop ours.
         await this.deps.blobs.delete(record.blobKey)
         if (!outcome.existing || outcome.existing.meetingId !== record.meetingId) {
           throw errors.idempotencyKeyReused()
@@ -94,7 +97,14 @@ export class IngestService {
         return { recording: outcome.existing, created: false }
       }
 
-      await this.audit(request, 'success', id, { size_bytes: sizeBytes })
+      // Fail closed: an upload the audit log does not know about must not stay visible.
+      await this.audit(request, 'success', id, { size_bytes: sizeBytes }).catch(
+        async (error: unknown) => {
+          await this.deps.recordings.remove(id).catch(() => undefined)
+          await this.deps.blobs.delete(record.blobKey).catch(() => undefined)
+          throw error
+        },
+      )
       return { recording: record, created: true }
     } catch (error) {
       await staged.discard()
