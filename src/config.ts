@@ -23,8 +23,21 @@ export interface Config {
 
 export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string }
 
-export type StorageConfig =
-  { kind: 'file'; root: string } | { kind: 's3'; bucket: string; prefix: string }
+export type StorageConfig = { kind: 'file'; root: string } | S3StorageConfig
+
+export interface S3StorageConfig {
+  kind: 's3'
+  bucket: string
+  /** Empty, or ending in `/`. */
+  prefix: string
+  /** Custom endpoint (MinIO, Ceph, R2, GCS); undefined = AWS. */
+  endpoint: string | undefined
+  region: string
+  forcePathStyle: boolean
+  /** `redirect` answers downloads with a short-lived presigned URL instead of proxying. */
+  downloadMode: 'stream' | 'redirect'
+  presignTtlSeconds: number
+}
 
 export type AuthKeyConfig =
   | { kind: 'generated-secret' }
@@ -103,6 +116,28 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     }
   }
   const storage = parseStorage(read('STORAGE_URL'), dataDir, cwd, fail)
+  const downloadMode = read('DOWNLOAD_MODE') ?? 'stream'
+  if (downloadMode !== 'stream' && downloadMode !== 'redirect') {
+    fail('DOWNLOAD_MODE', 'must be stream or redirect')
+  } else if (downloadMode === 'redirect' && storage?.kind !== 's3') {
+    fail('DOWNLOAD_MODE', 'redirect needs S3 storage')
+  }
+  const presignTtlSeconds =
+    parseInteger(read('PRESIGN_TTL_SECONDS') ?? '300', 10, 3600) ??
+    fail('PRESIGN_TTL_SECONDS', 'must be 10..3600')
+  if (storage?.kind === 's3') {
+    storage.endpoint = s3Endpoint
+    storage.region = read('S3_REGION') ?? read('AWS_REGION') ?? 'us-east-1'
+    const pathStyle = read('S3_FORCE_PATH_STYLE')
+    if (pathStyle !== undefined && !['true', 'false', '1', '0'].includes(pathStyle)) {
+      fail('S3_FORCE_PATH_STYLE', 'must be true or false')
+    }
+    // Custom endpoints (MinIO, Ceph, Swift) usually need path-style addressing; AWS does not.
+    storage.forcePathStyle =
+      pathStyle === undefined ? s3Endpoint !== undefined : ['true', '1'].includes(pathStyle)
+    storage.downloadMode = downloadMode === 'redirect' ? 'redirect' : 'stream'
+    storage.presignTtlSeconds = presignTtlSeconds ?? 300
+  }
   const auth = parseAuth(read, fail)
 
   const retentionSeconds =
@@ -183,7 +218,16 @@ function parseStorage(
   const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(value)
   if (s3?.[1]) {
     const prefix = (s3[2] ?? '').replace(/^\/+|\/+$/g, '')
-    return { kind: 's3', bucket: s3[1], prefix: prefix === '' ? '' : `${prefix}/` }
+    return {
+      kind: 's3',
+      bucket: s3[1],
+      prefix: prefix === '' ? '' : `${prefix}/`,
+      endpoint: undefined,
+      region: 'us-east-1',
+      forcePathStyle: false,
+      downloadMode: 'stream',
+      presignTtlSeconds: 300,
+    }
   }
   return fail('STORAGE_URL', 'must be file:<dir> or s3://<bucket>/<prefix>')
 }

@@ -15,6 +15,7 @@ import { systemClock, type Clock } from './recordings/clock.js'
 import { IngestService } from './recordings/ingest-service.js'
 import { RecordingsService } from './recordings/recordings-service.js'
 import { LocalBlobStore } from './storage/local-blob-store.js'
+import { S3BlobStore } from './storage/s3-blob-store.js'
 import type { BlobStore } from './storage/blob-store.js'
 
 export interface Server {
@@ -31,8 +32,15 @@ export async function createServer(
   logger: Logger,
   clock: Clock = systemClock,
 ): Promise<Server> {
-  const db = createDatabase(config.database)
-  await migrateToLatest(db)
+  const db = createDatabase(config.database, (error) =>
+    logger.warn({ err: error, module: 'db' }, 'idle database connection lost'),
+  )
+  try {
+    await migrateToLatest(db, config.database.kind)
+  } catch (error) {
+    await db.destroy()
+    throw error
+  }
   const blobs = await createBlobStore(config)
   const secret =
     config.auth.key.kind === 'generated-secret'
@@ -71,11 +79,19 @@ export async function createServer(
 }
 
 async function createBlobStore(config: Readonly<Config>): Promise<BlobStore> {
-  if (config.storage.kind === 's3') {
-    // TODO(#4): S3 blob store; until then only the local disk store runs.
-    throw new Error('STORAGE_URL=s3:// is not supported yet; use the default local disk')
+  const { storage } = config
+  if (storage.kind === 's3') {
+    const store = new S3BlobStore({
+      bucket: storage.bucket,
+      prefix: storage.prefix,
+      region: storage.region,
+      endpoint: storage.endpoint,
+      forcePathStyle: storage.forcePathStyle,
+    })
+    await store.init()
+    return store
   }
-  const store = new LocalBlobStore(config.storage.root)
+  const store = new LocalBlobStore(storage.root)
   await store.init()
   return store
 }

@@ -75,7 +75,8 @@ program
     const config = configOrExit()
     const db = createDatabase(config.database)
     try {
-      for (const line of await migrateToLatest(db)) process.stderr.write(`${line}\n`)
+      for (const line of await migrateToLatest(db, config.database.kind))
+        process.stderr.write(`${line}\n`)
       process.stderr.write('database is up to date\n')
     } finally {
       await db.destroy()

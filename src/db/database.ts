@@ -5,7 +5,8 @@ import SqliteDatabase from 'better-sqlite3'
 import { CamelCasePlugin, Kysely, Migrator, SqliteDialect } from 'kysely'
 
 import type { DatabaseConfig } from '../config.js'
-import { migrationProvider } from './migrations.js'
+import { migrationProvider, type SqlDialect } from './migrations.js'
+import { createPostgresDialect } from './postgres.js'
 import type { Database } from './schema.js'
 
 // better-sqlite3 blocks the event loop while it waits for a lock, so each wait is short;
@@ -13,16 +14,19 @@ import type { Database } from './schema.js'
 // it surface as 503 + Retry-After. Event-loop lag stays below this value.
 export const SQLITE_BUSY_TIMEOUT_MS = 200
 
-/** Opens the metadata database named by the configuration. */
-export function createDatabase(config: DatabaseConfig): Kysely<Database> {
-  if (config.kind === 'postgres') {
-    // TODO(#4): PostgreSQL dialect behind the same repository; until then only SQLite runs.
-    throw new Error('DATABASE_URL=postgres:// is not supported yet; use the default SQLite')
-  }
-  return new Kysely<Database>({
-    dialect: new SqliteDialect({ database: openSqlite(config.path) }),
-    plugins: [new CamelCasePlugin()],
-  })
+/**
+ * Opens the metadata database named by the configuration. `onIdleError` hears about
+ * PostgreSQL connections that die while idle (they are replaced; the process must not crash).
+ */
+export function createDatabase(
+  config: DatabaseConfig,
+  onIdleError: (error: Error) => void = () => undefined,
+): Kysely<Database> {
+  const dialect =
+    config.kind === 'postgres'
+      ? createPostgresDialect(config.url, onIdleError).dialect
+      : new SqliteDialect({ database: openSqlite(config.path) })
+  return new Kysely<Database>({ dialect, plugins: [new CamelCasePlugin()] })
 }
 
 /** A SQLite file with the settings durability and concurrency need (DESIGN.md, S49). */
@@ -40,8 +44,11 @@ export function openSqlite(file: string): SqliteDatabase.Database {
 }
 
 /** Applies every pending migration; throws with the failing migration's error. */
-export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: migrationProvider })
+export async function migrateToLatest(
+  db: Kysely<Database>,
+  dialect: SqlDialect,
+): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: migrationProvider(dialect) })
   const { error, results } = await migrator.migrateToLatest()
   if (error) throw error
   return (results ?? []).map((r) => `${r.migrationName}: ${r.status}`)

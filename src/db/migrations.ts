@@ -4,7 +4,9 @@ import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely
  * Migrations live in code (not files found at run time) so the compiled server and the
  * tests run the same list. Each one must work on SQLite and PostgreSQL.
  */
-const migrations: Record<string, Migration> = {
+export type SqlDialect = 'sqlite' | 'postgres'
+
+const migrationsFor = (dialect: SqlDialect): Record<string, Migration> => ({
   '001_recordings': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -55,7 +57,9 @@ const migrations: Record<string, Migration> = {
 
       await db.schema
         .createTable('audit_events')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+          dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('org_id', 'text')
         .addColumn('actor', 'text')
@@ -86,8 +90,8 @@ const migrations: Record<string, Migration> = {
         .execute()
     },
   },
-}
+})
 
-export const migrationProvider: MigrationProvider = {
-  getMigrations: async () => migrations,
-}
+export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({
+  getMigrations: async () => migrationsFor(dialect),
+})
