@@ -1,6 +1,9 @@
 import fs from 'node:fs/promises'
 
-/** Random access to bytes that may live on disk or in object storage. end is exclusive; reads past size are clamped. */
+/**
+ * Random access to bytes that may live on disk or in object storage. end is exclusive; reads past
+ * size are clamped.
+ */
 export interface ByteSource {
   readonly size: number
   read(start: number, end: number): Promise<Uint8Array>

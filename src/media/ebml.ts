@@ -87,7 +87,7 @@ export function readElementId(
   return { id, length }
 }
 
-/** Reads a big-endian unsigned integer of `length` (0..8) bytes; null past the end or above 2^53. */
+/** Reads a big-endian unsigned int of `length` (0..8) bytes; null past the end or above 2^53. */
 export function readUint(bytes: Uint8Array, offset: number, length: number): number | null {
   if (length > 8 || offset + length > bytes.length) return null
   let value = 0

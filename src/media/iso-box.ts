@@ -1,7 +1,7 @@
 /** An ISO-BMFF (MP4/QuickTime) box header. */
 export interface BoxHeader {
   type: string
-  /** Total box size including the header; null when the box extends to the end of the file (size 0). */
+  /** Total size including the header; null when the box runs to the end of the file (size 0). */
   size: number | null
   headerSize: number
 }

@@ -25,6 +25,8 @@ interface TrackEnd {
 
 interface SegmentHeader {
   timecodeScale: number
+  /** Timecode of the first Cluster when it lies in the head: where the content starts. */
+  firstClusterTicks: number
   /** Track number → DefaultDuration in nanoseconds, for tracks that declare one. */
   defaultDurationsNs: Map<number, number>
 }
@@ -69,6 +71,7 @@ function readTrackDefaults(
 function readSegmentHeader(head: Uint8Array): SegmentHeader {
   const header: SegmentHeader = {
     timecodeScale: DEFAULT_TIMECODE_SCALE_NS,
+    firstClusterTicks: 0,
     defaultDurationsNs: new Map(),
   }
   const ebml = readElementId(head, 0)
@@ -82,8 +85,17 @@ function readSegmentHeader(head: Uint8Array): SegmentHeader {
   while (pos < head.length) {
     const child = readElementId(head, pos)
     const size = child && readVint(head, pos + child.length)
-    if (!child || !size || size.unknown || child.id === EBML_ID.cluster) break
+    if (!child || !size) break
     const body = pos + child.length + size.length
+    if (child.id === EBML_ID.cluster) {
+      const clusterEnd = size.unknown ? head.length : body + size.value
+      forEachChild(head, body, clusterEnd, (id, at, length) => {
+        const ticks = id === EBML_ID.timecode ? readUint(head, at, length) : null
+        if (ticks !== null && header.firstClusterTicks === 0) header.firstClusterTicks = ticks
+      })
+      break
+    }
+    if (size.unknown) break
     if (child.id === EBML_ID.info) {
       forEachChild(head, body, body + size.value, (id, at, length) => {
         const scale = id === EBML_ID.timecodeScale ? readUint(head, at, length) : null
@@ -111,13 +123,13 @@ function recordBlock(
   tracks: Map<number, TrackEnd>,
   track: number,
   ticks: number,
-  dur: number | null,
+  durationTicks: number | null,
 ) {
   const known = tracks.get(track)
   if (!known) {
     tracks.set(track, {
       maxTicks: ticks,
-      durationTicks: dur,
+      durationTicks,
       previousTicks: ticks,
       minGapTicks: null,
     })
@@ -128,7 +140,7 @@ function recordBlock(
   known.previousTicks = ticks
   if (ticks >= known.maxTicks) {
     known.maxTicks = ticks
-    known.durationTicks = dur
+    known.durationTicks = durationTicks
   }
 }
 
@@ -199,11 +211,12 @@ function clusterEndTicks(buf: Uint8Array, offset: number, header: SegmentHeader)
 
 /**
  * Computes a Matroska/WebM duration from content, for files without a Duration element (browser
- * MediaRecorder output): the end of the latest block of the last complete-enough Cluster, found by
- * searching back from the end of the file in growing windows. Reads the first 64 KiB (for
- * TimecodeScale) and at most `maxScanBytes` of the tail, never the whole file. The last frame's
- * length comes from BlockDuration, DefaultDuration or the track's block spacing (capped at 0.25 s). Resolves
- * null when no Cluster with a complete block is found in the scanned tail.
+ * MediaRecorder output): from the first Cluster's timecode (when in the first 64 KiB, else 0) to
+ * the end of the latest block of the last Cluster holding a complete block, found by searching
+ * back from the end of the file in growing windows. Reads the first
+ * 64 KiB (TimecodeScale, DefaultDuration) and at most `maxScanBytes` of the tail, never the whole
+ * file. The last frame's length comes from BlockDuration, DefaultDuration or the track's block
+ * spacing (at most 0.25 s). Resolves null when no such Cluster is found in the scanned tail.
  */
 export async function scanMatroskaTail(
   source: ByteSource,
@@ -223,7 +236,9 @@ export async function scanMatroskaTail(
     // Candidates starting in older parts of the window were already tried.
     for (let i = buf.lastIndexOf(CLUSTER_ID_BYTES, fresh.length - 1); i >= 0;) {
       const endTicks = clusterEndTicks(buf, i, header)
-      if (endTicks !== null) return (endTicks * header.timecodeScale) / 1e9
+      if (endTicks !== null) {
+        return ((endTicks - header.firstClusterTicks) * header.timecodeScale) / 1e9
+      }
       i = i > 0 ? buf.lastIndexOf(CLUSTER_ID_BYTES, i - 1) : -1
     }
   }

@@ -54,7 +54,7 @@ describe('MediaProber on the shared corpus', () => {
       assert.ok(info, 'expected the upload to be accepted')
       assert.ok(
         durationMatches(entry.expect_duration_seconds, info.durationSeconds),
-        `duration ${info.durationSeconds} does not match ${JSON.stringify(entry.expect_duration_seconds)}`,
+        `duration ${info.durationSeconds} vs ${JSON.stringify(entry.expect_duration_seconds)}`,
       )
       assert.equal(info.container, manifestContainer(entry), 'container is sniffed from content')
       const hasVideoStream = entry.streams?.some((stream) => stream.type === 'video') ?? false
@@ -98,6 +98,20 @@ describe('MediaProber on the shared corpus', () => {
     const bytes = readCorpusFile('ts-ebml_chrome57.webm')
     const fromMemory = await prober.probe(createMemoryByteSource(bytes))
     assert.deepEqual(fromMemory, await probeFile(prober, 'ts-ebml_chrome57.webm'))
+  })
+
+  test('Ogg starting with a Skeleton stream (file-type: application/ogg) is media', async () => {
+    const skeleton = Buffer.alloc(27 + 1 + 64)
+    skeleton.write('OggS', 0, 'latin1')
+    skeleton[5] = 0x02 // beginning of stream
+    skeleton.writeUInt32LE(0x5eed, 14)
+    skeleton[26] = 1
+    skeleton[27] = 64
+    skeleton.write('fishead\0', 28, 'latin1')
+    const ogv = readCorpusFile('peertube_video_short.ogv')
+    const info = await prober.probe(createMemoryByteSource(Buffer.concat([skeleton, ogv])))
+    assert.equal(info?.contentType, 'video/ogg')
+    assert.ok(info.durationSeconds && Math.abs(info.durationSeconds - 5.015) < 0.05)
   })
 
   test('non-media uploads resolve null', async () => {

@@ -5,13 +5,22 @@ import { SNIFF_HEAD_BYTES, sniffContainer, type ContainerKind } from './sniff-co
 export { sniffContainer }
 export type { ContainerKind }
 
+/** What a probe learnt about an accepted upload; every field is derived from the bytes. */
 export interface MediaInfo {
+  /** Sniffed from the first bytes (ftyp brand, EBML DocType, OggS), never from a file name. */
   container: ContainerKind
-  /** e.g. video/mp4, audio/mp4, video/quicktime, video/webm, audio/webm, video/x-matroska, audio/x-matroska, video/ogg, audio/ogg */
+  /**
+   * video/* when a video track is present or the tracks are unreadable, else audio/*: video/mp4,
+   * audio/mp4, video/quicktime, video/webm, audio/webm, video/x-matroska, audio/x-matroska,
+   * video/ogg, audio/ogg. Audio-only QuickTime is reported as audio/mp4 (m4a).
+   */
   contentType: string
   /** Without dot: mp4, m4a, mov, webm, mkv, mka, ogv, ogg */
   extension: string
-  /** Exact float seconds (caller rounds); null only when unknowable (damaged/truncated/init-only/lone segment). */
+  /**
+   * Exact float seconds (caller rounds); null only when unknowable (damaged, truncated, init-only,
+   * lone segment, parse timed out).
+   */
   durationSeconds: number | null
 }
 
@@ -36,7 +45,11 @@ const TYPES: Record<ContainerKind, { video: [string, string]; audio: [string, st
   ogg: { video: ['video/ogg', 'ogv'], audio: ['audio/ogg', 'ogg'] },
 }
 
-function describe(container: ContainerKind, hasVideo: boolean | null, duration: number | null) {
+function toMediaInfo(
+  container: ContainerKind,
+  hasVideo: boolean | null,
+  duration: number | null,
+): MediaInfo {
   // Unreadable tracks (truncated files) are assumed to hold video, the usual recording.
   const [contentType, extension] = TYPES[container][hasVideo === false ? 'audio' : 'video']
   const durationSeconds =
@@ -74,8 +87,8 @@ export class MediaProber {
     if (container === null) return null
     const outcome = await this.#pool.run(source, head, container)
     if (outcome.kind === 'notMedia') return null
-    if (outcome.kind === 'abandoned') return describe(container, null, null)
-    return describe(container, outcome.hasVideo, outcome.durationSeconds)
+    if (outcome.kind === 'abandoned') return toMediaInfo(container, null, null)
+    return toMediaInfo(container, outcome.hasVideo, outcome.durationSeconds)
   }
 
   /** Terminates the workers; probes still running reject. Idempotent. */

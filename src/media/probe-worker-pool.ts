@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 
 import type { ByteSource } from './byte-source.js'
-import type { MediaAnalysis } from './media-analysis.js'
+import type { AnalysisLimits, MediaAnalysis } from './analysis-utils.js'
 import type { MainToWorker, WorkerToMain } from './probe-protocol.js'
 import type { ContainerKind } from './sniff-container.js'
 
@@ -31,8 +31,15 @@ interface ActiveJob extends Job {
 
 interface Slot {
   worker: Worker | null
+  /** The worker loaded its modules; failures before that are ours, not the upload's. */
+  ready: boolean
   job: ActiveJob | null
 }
+
+// mediabunny keeps per-sample objects of roughly 100-200 bytes; half the heap is the budget.
+const HEAP_BYTES_PER_SAMPLE = 320
+// A forged element size must not make the main thread load gigabytes for the parser.
+const MAX_READ_BYTES = 128 * 1024 * 1024
 
 function settle(job: Job, outcome: { value: PoolOutcome } | { error: unknown }): void {
   if (job.settled) return
@@ -44,11 +51,13 @@ function settle(job: Job, outcome: { value: PoolOutcome } | { error: unknown }):
 /**
  * Runs analyses in a few worker threads, one job per worker at a time, queueing the rest. A job
  * that exceeds `timeoutMs` (counted from dispatch) or kills its worker resolves 'abandoned'; that
- * worker is terminated and replaced on the next dispatch. A failing `source.read` rejects the job
- * with the original error. The workers never keep the process alive on their own.
+ * worker is terminated and replaced on the next dispatch. A failing `source.read`, or a worker
+ * that cannot start, rejects the job with the original error. Idle workers never keep the
+ * process alive.
  */
 export class ProbeWorkerPool {
   readonly #options: ProbeWorkerPoolOptions
+  readonly #limits: AnalysisLimits
   readonly #slots: Slot[]
   readonly #queue: Job[] = []
   #nextJobId = 1
@@ -56,8 +65,10 @@ export class ProbeWorkerPool {
 
   constructor(options: ProbeWorkerPoolOptions) {
     this.#options = options
+    this.#limits = { maxSamples: Math.floor((options.maxHeapMb * 2 ** 20) / HEAP_BYTES_PER_SAMPLE) }
     this.#slots = Array.from({ length: Math.max(1, options.poolSize) }, () => ({
       worker: null,
+      ready: false,
       job: null,
     }))
   }
@@ -106,14 +117,15 @@ export class ProbeWorkerPool {
     // Copy: transferring detaches the buffer, and the head may belong to the caller.
     const head = new Uint8Array(job.head)
     const size = job.source.size
-    this.#post(
-      worker,
-      { type: 'probe', jobId: id, size, head: head.buffer, container: job.container },
-      [head.buffer],
-    )
+    const { container } = job
+    const limits = this.#limits
+    this.#post(worker, { type: 'probe', jobId: id, size, head: head.buffer, container, limits }, [
+      head.buffer,
+    ])
   }
 
   #spawn(slot: Slot): Worker {
+    slot.ready = false
     const worker = new Worker(this.#options.workerUrl, {
       resourceLimits: { maxOldGenerationSizeMb: this.#options.maxHeapMb },
       stdout: true, // the parser must not write to the server's output
@@ -123,24 +135,36 @@ export class ProbeWorkerPool {
     worker.stdout.resume()
     worker.stderr.resume()
     worker.on('message', (message: WorkerToMain) => this.#onMessage(slot, worker, message))
-    worker.on('error', () => this.#onWorkerGone(slot, worker))
-    worker.on('exit', () => this.#onWorkerGone(slot, worker))
+    worker.on('error', (error) => this.#onWorkerGone(slot, worker, error))
+    worker.on('exit', (code) => {
+      this.#onWorkerGone(slot, worker, new Error(`probe worker exited with code ${code}`))
+    })
     return worker
   }
 
-  #post(worker: Worker, message: MainToWorker, transfer: ArrayBuffer[] = []): void {
-    worker.postMessage(message, transfer)
+  #post(worker: Worker | null, message: MainToWorker, transfer: ArrayBuffer[] = []): void {
+    worker?.postMessage(message, transfer)
   }
 
   #onMessage(slot: Slot, worker: Worker, message: WorkerToMain): void {
     const job = slot.job
-    if (slot.worker !== worker || !job || message.jobId !== job.id) return
+    if (slot.worker !== worker) return
+    if (message.type === 'ready') {
+      slot.ready = true
+      return
+    }
+    if (!job || message.jobId !== job.id) return
     if (message.type === 'read') void this.#serveRead(slot, job, message)
     else this.#finish(slot, message.analysis)
   }
 
   async #serveRead(slot: Slot, job: ActiveJob, request: Extract<WorkerToMain, { type: 'read' }>) {
     const { requestId, start, end } = request
+    if (end - start > MAX_READ_BYTES) {
+      // Refused, not failed: the parser treats it as damaged media; the probe goes on.
+      this.#post(slot.worker, { type: 'readFailed', jobId: job.id, requestId })
+      return
+    }
     let bytes: Uint8Array
     try {
       bytes = await job.source.read(start, end)
@@ -148,9 +172,8 @@ export class ProbeWorkerPool {
       // Our own failure, not the upload's: the caller gets the original error. The worker is
       // told so it can wind down; the slot frees when it reports or times out.
       settle(job, { error })
-      if (slot.job === job && slot.worker) {
+      if (slot.job === job)
         this.#post(slot.worker, { type: 'readFailed', jobId: job.id, requestId })
-      }
       return
     }
     if (slot.job !== job || !slot.worker) return // timed out while reading
@@ -177,7 +200,13 @@ export class ProbeWorkerPool {
     this.#finish(slot, { kind: 'abandoned' })
   }
 
-  #onWorkerGone(slot: Slot, worker: Worker): void {
-    if (slot.worker === worker) this.#abandon(slot)
+  /**
+   * A worker that dies while parsing (heap cap hit, crash) abandons its job: the upload's fault.
+   * One that dies before it is ready is a broken installation: the job rejects with the error.
+   */
+  #onWorkerGone(slot: Slot, worker: Worker, error: unknown): void {
+    if (slot.worker !== worker) return
+    if (!slot.ready && slot.job) settle(slot.job, { error })
+    this.#abandon(slot)
   }
 }

@@ -1,7 +1,8 @@
 import { parentPort } from 'node:worker_threads'
 
 import { clampRange, type ByteSource } from './byte-source.js'
-import { analyzeMedia, type MediaAnalysis } from './media-analysis.js'
+import type { MediaAnalysis } from './analysis-utils.js'
+import { analyzeMedia } from './media-analysis.js'
 import type { MainToWorker, WorkerToMain } from './probe-protocol.js'
 
 // Entry point of a probe worker thread: parses one upload at a time, asking the main thread for
@@ -43,7 +44,8 @@ async function probe(job: Extract<MainToWorker, { type: 'probe' }>): Promise<voi
   const head = new Uint8Array(job.head)
   let analysis: MediaAnalysis
   try {
-    analysis = await analyzeMedia(remoteByteSource(job.jobId, job.size, head), head, job.container)
+    const source = remoteByteSource(job.jobId, job.size, head)
+    analysis = await analyzeMedia(source, head, job.container, job.limits)
   } catch {
     analysis = { kind: 'media', hasVideo: null, durationSeconds: null }
   }
@@ -60,3 +62,5 @@ port.on('message', (message: MainToWorker) => {
   if (message.type === 'bytes') pending?.resolve(new Uint8Array(message.buffer))
   else pending?.reject(new Error('the main thread could not read the upload'))
 })
+
+send({ type: 'ready' })
