@@ -4,6 +4,7 @@ import fs from 'node:fs/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { corpusPath, loadManifest } from '../support/corpus.js'
+import { listBlobKeys, listStagedUploads } from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
 
 describe('every corpus file gets the outcome its manifest defines', () => {
@@ -70,8 +71,9 @@ describe('every corpus file gets the outcome its manifest defines', () => {
     })
   }
 
-  test('rejected uploads leave no file behind', async () => {
-    const tmp = await fs.readdir(`${t.dataDir}/blobs/tmp`)
-    assert.deepEqual(tmp, [])
+  test('rejected uploads leave nothing staged and no blob without a recording', async () => {
+    assert.deepEqual(await listStagedUploads(t.config), [])
+    const accepted = loadManifest().filter((e) => e.expect_upload === 'accept')
+    assert.equal((await listBlobKeys(t.config)).length, accepted.length)
   })
 })

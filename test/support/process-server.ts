@@ -4,6 +4,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
+import { backendEnv } from './backend.js'
 import { REPO_ROOT } from './corpus.js'
 
 export const CLI = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')
@@ -34,6 +35,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     DATA_DIR: dataDir,
     PORT: String(port),
     HOST: '127.0.0.1',
+    ...(await backendEnv()),
     ...env,
   }
   const child = spawn(process.execPath, [CLI, 'serve'], {

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config.js'
 import { createLogger } from '../../src/logger.js'
 import { createServer, type Server } from '../../src/main.js'
 import type { Clock } from '../../src/recordings/clock.js'
+import { backendEnv } from './backend.js'
 
 export interface TestServer {
   server: Server
@@ -34,7 +35,12 @@ export async function startTestServer(
   options: { env?: Record<string, string>; listen?: boolean; clock?: Clock; dataDir?: string } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-test-')))
-  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'debug', ...options.env })
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'debug',
+    ...(await backendEnv()),
+    ...options.env,
+  })
   const logs: string[] = []
   const sink = new Writable({
     write(chunk, _encoding, done) {
