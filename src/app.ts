@@ -3,12 +3,14 @@ import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 
+import { auditRoutes } from './http/audit-routes.js'
 import { contentRoute } from './http/content-route.js'
 import type { AppDeps } from './http/app-deps.js'
 import { handleFrameworkError, registerErrorHandler } from './http/error-handler.js'
 import { registerOpenApi } from './http/openapi.js'
-import { opsRoutes } from './http/ops-routes.js'
+import { opsRoutes, registerMetrics } from './http/ops-routes.js'
 import { recordingsRoutes } from './http/recordings-routes.js'
+import { retentionRoutes } from './http/retention-routes.js'
 import { RecordingSchema, ProblemSchema } from './http/schemas.js'
 import { uploadRoute } from './http/upload-route.js'
 
@@ -68,9 +70,12 @@ export async function buildApp(deps: AppDeps, logger: Logger): Promise<FastifyIn
   app.addSchema(ProblemSchema)
   registerErrorHandler(app)
   await registerOpenApi(app)
-  await app.register(opsRoutes, deps)
+  const metrics = registerMetrics(app)
+  await app.register(opsRoutes, { ...deps, metrics })
   await app.register(recordingsRoutes, deps)
   await app.register(contentRoute, deps)
   await app.register(uploadRoute, deps)
+  await app.register(retentionRoutes, deps)
+  await app.register(auditRoutes, deps)
   return app
 }

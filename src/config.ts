@@ -18,6 +18,8 @@ export interface Config {
   maxUploadBytes: number
   /** A socket with no traffic for this long is closed (slow-loris and stalled uploads). */
   idleTimeoutSeconds: number
+  /** Uploads one token subject may run at once on one node; more get 429. */
+  maxConcurrentUploadsPerSubject: number
   logLevel: string
 }
 
@@ -149,6 +151,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
   const maxUploadBytes =
     parseInteger(read('MAX_UPLOAD_BYTES') ?? String(DEFAULT_MAX_UPLOAD_BYTES), 1, 2 ** 50) ??
     fail('MAX_UPLOAD_BYTES', 'must be a positive whole number of bytes')
+  const maxConcurrentUploadsPerSubject =
+    parseInteger(read('MAX_CONCURRENT_UPLOADS') ?? '10', 1, 10_000) ??
+    fail('MAX_CONCURRENT_UPLOADS', 'must be 1..10000')
   const idleTimeoutSeconds =
     parseInteger(read('IDLE_TIMEOUT_SECONDS') ?? '60', 1, 3600) ??
     fail('IDLE_TIMEOUT_SECONDS', 'must be 1..3600')
@@ -171,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     sweepIntervalSeconds: sweepIntervalSeconds ?? 60,
     maxUploadBytes: maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
     idleTimeoutSeconds: idleTimeoutSeconds ?? 60,
+    maxConcurrentUploadsPerSubject: maxConcurrentUploadsPerSubject ?? 10,
     logLevel,
   })
 }

@@ -111,6 +111,8 @@ export const errors = {
     }),
   preconditionFailed: () =>
     new AppError('precondition_failed', 'A precondition in the request headers failed.'),
+  tooManyRequests: () =>
+    new AppError('too_many_requests', 'Too many uploads at once for this caller; retry later.'),
   insufficientStorage: (cause?: unknown) =>
     new AppError('insufficient_storage', 'There is no space left to store this upload.', {
       cause,

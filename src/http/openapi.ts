@@ -12,6 +12,11 @@ export async function registerOpenApi(app: FastifyInstance) {
     .join('\n')
 
   await app.register(fastifySwagger, {
+    // Shared schemas appear under their own names (Recording, Problem), not def-0, def-1.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
     openapi: {
       openapi: '3.1.0',
       info: {

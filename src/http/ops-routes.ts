@@ -1,11 +1,14 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client'
 
 import { isAppError } from '../errors.js'
 import type { AppDeps } from './app-deps.js'
 
-/** /healthz (the process runs), /readyz (its database and blob store answer), /metrics. */
-export const opsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
+/**
+ * Request metrics for every route. Registered on the root instance (hooks added inside a
+ * plugin would only see that plugin's routes).
+ */
+export function registerMetrics(app: FastifyInstance): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const requests = new Counter({
@@ -21,13 +24,17 @@ export const opsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
     registers: [registry],
   })
-
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
     requests.inc({ method: request.method, route, status: String(reply.statusCode) })
     durations.observe({ method: request.method, route }, reply.elapsedTime / 1000)
   })
+  return registry
+}
 
+/** /healthz (the process runs), /readyz (its database and blob store answer), /metrics. */
+export const opsRoutes: FastifyPluginAsync<AppDeps & { metrics: Registry }> = async (app, deps) => {
+  const registry = deps.metrics
   const hidden = { hide: true, tags: ['operations'] }
 
   app.get('/healthz', { schema: { ...hidden, summary: 'Liveness' } }, async () => ({

@@ -26,6 +26,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
  * Registered in its own scope so that only here bodies reach the handler unparsed.
  */
 export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
+  const inFlight = new InFlightCounter(deps.config.maxConcurrentUploadsPerSubject)
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   await app.register(fastifyMultipart, {
@@ -54,7 +55,7 @@ export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
         response: {
           200: Type.Ref(RecordingSchema),
           201: Type.Ref(RecordingSchema),
-          ...problemResponses(400, 401, 403, 409, 413, 415, 503, 507),
+          ...problemResponses(400, 401, 403, 409, 413, 415, 429, 503, 507),
         },
       },
     },
@@ -64,6 +65,9 @@ export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       if (declared > deps.config.maxUploadBytes) {
         throw errors.payloadTooLarge(deps.config.maxUploadBytes)
       }
+      const subject = contextOf(request).principal.subject
+      if (!inFlight.tryAcquire(subject)) throw errors.tooManyRequests()
+      reply.raw.once('close', () => inFlight.release(subject))
       const idempotencyKey = readIdempotencyKey(request)
       const expectedSha256 = readContentDigest(request.headers['content-digest'])
       const createdAt = readCreatedAt(query.created_at, Date.now())
@@ -190,4 +194,24 @@ function fileNameFromDisposition(header: string | undefined): string | undefined
   return (
     /filename\s*=\s*"([^"]*)"/i.exec(header)?.[1] ?? /filename\s*=\s*([^;\s]+)/i.exec(header)?.[1]
   )
+}
+
+/** Counts uploads in progress per subject, so one runaway recorder cannot take every slot. */
+class InFlightCounter {
+  readonly #counts = new Map<string, number>()
+
+  constructor(private readonly limit: number) {}
+
+  tryAcquire(subject: string): boolean {
+    const count = this.#counts.get(subject) ?? 0
+    if (count >= this.limit) return false
+    this.#counts.set(subject, count + 1)
+    return true
+  }
+
+  release(subject: string): void {
+    const count = (this.#counts.get(subject) ?? 1) - 1
+    if (count <= 0) this.#counts.delete(subject)
+    else this.#counts.set(subject, count)
+  }
 }
