@@ -27,13 +27,13 @@ export interface MediaInfo {
 export interface MediaProberOptions {
   /** Per-probe parsing budget; default 20000. */
   timeoutMs?: number
-  /** Old-generation heap cap of each parser worker; default 128. */
+  /** Old-generation heap cap of each parser child process; default 128. */
   maxHeapMb?: number
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000
 const DEFAULT_MAX_HEAP_MB = 128
-// Probes are short and mostly wait on reads; two workers keep a slow file from blocking others.
+// Probes are short and mostly wait on reads; two children keep a slow file from blocking others.
 const POOL_SIZE = 2
 
 const TYPES: Record<ContainerKind, { video: [string, string]; audio: [string, string] }> = {
@@ -63,9 +63,11 @@ function toMediaInfo(
  * damaged file resolves with durationSeconds null. Rejects only on its own infrastructure failure
  * (e.g. the ByteSource read itself failed) with the original error.
  *
- * The container is sniffed on the main thread from the first 64 KiB; tracks and duration are
- * parsed in worker threads (heap-capped, `timeoutMs` each; a timed-out probe resolves with the
- * sniffed container and durationSeconds null). Audio-only media gets an audio/* type.
+ * The container is sniffed in this process from the first 64 KiB; tracks and duration are parsed
+ * in child processes (heap-capped, `timeoutMs` each, started on the first probe and reused). A
+ * probe that times out or whose child dies (heap cap, crash, signal) resolves with the sniffed
+ * container and durationSeconds null; the server process is never at risk. Audio-only media gets
+ * an audio/* type.
  */
 export class MediaProber {
   readonly #pool: ProbeWorkerPool
@@ -91,7 +93,7 @@ export class MediaProber {
     return toMediaInfo(container, outcome.hasVideo, outcome.durationSeconds)
   }
 
-  /** Terminates the workers; probes still running reject. Idempotent. */
+  /** Kills the child processes and waits for them to exit; running probes reject. Idempotent. */
   close(): Promise<void> {
     return this.#pool.close()
   }
