@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'empty_upload'
   | 'digest_mismatch'
   | 'idempotency_key_reused'
+  | 'legal_hold'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'range_not_satisfiable'
@@ -41,6 +42,7 @@ export const ERROR_SPECS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   empty_upload: { statusCode: 400, title: 'Bad Request' },
   digest_mismatch: { statusCode: 400, title: 'Bad Request' },
   idempotency_key_reused: { statusCode: 409, title: 'Conflict' },
+  legal_hold: { statusCode: 409, title: 'Conflict' },
   payload_too_large: { statusCode: 413, title: 'Content Too Large' },
   unsupported_media_type: { statusCode: 415, title: 'Unsupported Media Type' },
   range_not_satisfiable: { statusCode: 416, title: 'Range Not Satisfiable' },
@@ -95,6 +97,11 @@ export const errors = {
     new AppError(
       'idempotency_key_reused',
       'This Idempotency-Key was already used for a different upload.',
+    ),
+  legalHold: () =>
+    new AppError(
+      'legal_hold',
+      'This recording is under legal hold; release the hold before deleting it.',
     ),
   payloadTooLarge: (maxBytes: number) =>
     new AppError('payload_too_large', `The upload exceeds the limit of ${maxBytes} bytes.`, {

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, parseDurationSeconds, type Config } from '../c
 import { createDatabase, migrateToLatest } from '../db/database.js'
 import { createLogger } from '../logger.js'
 import { serve } from '../main.js'
+import { exportAudit, getOrgRetention, runSweep, setOrgRetention } from './operator-commands.js'
 import { mintToken } from './token-command.js'
 import { uploadFile } from './upload-command.js'
 
@@ -83,6 +84,58 @@ program
     }
   })
 
+program
+  .command('sweep')
+  .description('run one retention pass now and print what it did (JSON)')
+  .action(async () => {
+    const report = await runSweep(configOrExit())
+    process.stdout.write(`${JSON.stringify(report)}\n`)
+    if (report.errors.length > 0) process.exitCode = 1
+  })
+
+const org = program.command('org').description('per-organisation settings')
+org
+  .command('set-retention')
+  .description('set how long an organisation keeps recordings (`default`: back to RETENTION)')
+  .argument('<org>', 'organisation id')
+  .argument('<duration>', 'e.g. 90d, 12h, or default')
+  .option('--actor <name>', 'who makes the change (recorded in the audit log)', 'operator')
+  .action(async (orgId: string, duration: string, options: { actor: string }) => {
+    const retentionSeconds = duration === 'default' ? null : parseRetention(duration)
+    const result = await setOrgRetention(configOrExit(), {
+      orgId,
+      retentionSeconds,
+      actor: options.actor,
+    })
+    process.stdout.write(`${JSON.stringify(result)}\n`)
+  })
+org
+  .command('get-retention')
+  .description('print an organisation’s retention and whether it is its own or the default')
+  .argument('<org>', 'organisation id')
+  .action(async (orgId: string) => {
+    process.stdout.write(`${JSON.stringify(await getOrgRetention(configOrExit(), orgId))}\n`)
+  })
+
+program
+  .command('audit')
+  .description('the audit log')
+  .command('export')
+  .description('print audit entries as JSON lines, oldest first')
+  .option('--org <org>', 'only this organisation')
+  .option('--since <instant>', 'only entries at or after this RFC 3339 instant', parseSince)
+  .action(async (options: { org?: string; since?: number }) => {
+    await exportAudit(configOrExit(), {
+      orgId: options.org,
+      sinceMs: options.since,
+      write: (line) =>
+        new Promise<void>((resolve) => {
+          if (process.stdout.write(line)) resolve()
+          else process.stdout.once('drain', resolve)
+        }),
+    })
+  })
+
 function configOrExit(): Readonly<Config> {
   try {
     return loadConfig(process.env)
@@ -100,6 +153,20 @@ function parseTtl(value: string): number {
   const seconds = parseDurationSeconds(value)
   if (seconds === undefined) throw new InvalidArgumentError('use a duration such as 1h or 7d')
   return seconds
+}
+
+function parseRetention(value: string): number {
+  const seconds = parseDurationSeconds(value)
+  if (seconds === undefined) throw new InvalidArgumentError('use a duration such as 90d or 12h')
+  return seconds
+}
+
+function parseSince(value: string): number {
+  const ms = Date.parse(value)
+  if (!Number.isFinite(ms) || !/(Z|[+-]\d{2}:\d{2})$/i.test(value)) {
+    throw new InvalidArgumentError('use an RFC 3339 instant with a zone, e.g. 2025-01-15T00:00:00Z')
+  }
+  return ms
 }
 
 function toInt(value: string): number {

@@ -2,6 +2,7 @@ import { sql, type Kysely, type SelectQueryBuilder } from 'kysely'
 
 import { errors, isAppError } from '../errors.js'
 import { isBusyError, retryWhileBusy } from './busy-retry.js'
+import type { SqlDialect } from './migrations.js'
 import type {
   InsertOutcome,
   Keyset,
@@ -13,9 +14,15 @@ import type { Database, RecordingsTable } from './schema.js'
 
 const STREAM_BATCH_ROWS = 500 // rows per query when streaming a whole list
 
-/** The repository over Kysely; the SQL is the same on every dialect. */
+/**
+ * The repository over Kysely; the SQL is the same on every dialect except the sweeper's
+ * claim, which on PostgreSQL locks the rows it takes and skips those other nodes hold.
+ */
 export class KyselyRecordingRepository implements RecordingRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: SqlDialect = 'sqlite',
+  ) {}
 
   async insert(record: RecordingRecord, nowMs: number): Promise<InsertOutcome> {
     for (let attempt = 0; ; attempt++) {
@@ -23,7 +30,12 @@ export class KyselyRecordingRepository implements RecordingRepository {
         await retryWhileBusy(() =>
           this.db
             .insertInto('recordings')
-            .values({ ...record, legalHold: record.legalHold ? 1 : 0, state: 'active' })
+            .values({
+              ...record,
+              legalHold: record.legalHold ? 1 : 0,
+              state: 'active',
+              claimedUntil: null,
+            })
             .execute(),
         )
         return { inserted: true }
@@ -123,24 +135,135 @@ export class KyselyRecordingRepository implements RecordingRepository {
     }
   }
 
-  hide(orgId: string, id: string, nowMs: number) {
+  hide(orgId: string, id: string, nowMs: number, leaseUntilMs: number) {
     return guard(async () => {
-      const row = await this.findVisible(orgId, id, nowMs)
-      if (!row) return undefined
-      const result = await this.db
+      // One conditional update: of two deletes racing, only the one that changed the row
+      // owns the deletion.
+      const row = await this.db
         .updateTable('recordings')
-        .set({ state: 'deleting' })
+        .set({ state: 'deleting', claimedUntil: leaseUntilMs })
+        .where('orgId', '=', orgId)
         .where('id', '=', id)
         .where('state', '=', 'active')
+        .where('legalHold', '=', 0)
+        .where('expiresAt', '>', nowMs)
+        .returningAll()
         .executeTakeFirst()
-      // Two deletes racing: only the one whose update changed the row owns the deletion.
-      return result.numUpdatedRows > 0n ? row : undefined
+      return row && toRecord(row)
+    })
+  }
+
+  unhide(id: string) {
+    return guard(async () => {
+      await this.db
+        .updateTable('recordings')
+        .set({ state: 'active', claimedUntil: null })
+        .where('id', '=', id)
+        .where('state', '=', 'deleting')
+        .execute()
+    })
+  }
+
+  claimForDeletion(options: { nowMs: number; leaseUntilMs: number; limit: number }) {
+    return guard(async () => {
+      const { nowMs, leaseUntilMs, limit } = options
+      const lapsed = await this.claim(leaseUntilMs, () =>
+        this.db
+          .selectFrom('recordings')
+          .select('id')
+          .where('state', '=', sql.lit('deleting'))
+          .where((eb) => eb.or([eb('claimedUntil', 'is', null), eb('claimedUntil', '<=', nowMs)]))
+          .orderBy('claimedUntil')
+          .limit(limit),
+      )
+      const claimed = lapsed.map((row) => ({ ...toRecord(row), wasDeleting: true }))
+      if (claimed.length >= limit) return claimed
+
+      // Literals, not parameters, so that SQLite can use the partial index recordings_sweep.
+      const expired = await this.claim(leaseUntilMs, () =>
+        this.db
+          .selectFrom('recordings')
+          .select('id')
+          .where('state', '=', sql.lit('active'))
+          .where('legalHold', '=', sql.lit(0))
+          .where('expiresAt', '<=', nowMs)
+          .orderBy('expiresAt')
+          .limit(limit - claimed.length),
+      )
+      return claimed.concat(expired.map((row) => ({ ...toRecord(row), wasDeleting: false })))
+    })
+  }
+
+  /** UPDATE … WHERE id IN (candidates [FOR UPDATE SKIP LOCKED]) RETURNING *. */
+  private async claim(
+    leaseUntilMs: number,
+    candidates: () => SelectQueryBuilder<Database, 'recordings', { id: string }>,
+  ): Promise<RecordingsTable[]> {
+    let subquery = candidates()
+    if (this.dialect === 'postgres') subquery = subquery.forUpdate().skipLocked()
+    return retryWhileBusy(() =>
+      this.db
+        .updateTable('recordings')
+        .set({ state: 'deleting', claimedUntil: leaseUntilMs })
+        .where('id', 'in', subquery)
+        .returningAll()
+        .execute(),
+    )
+  }
+
+  releaseClaims(ids: readonly string[]) {
+    return guard(async () => {
+      if (ids.length === 0) return
+      await this.db
+        .updateTable('recordings')
+        .set({ claimedUntil: null })
+        .where('id', 'in', ids)
+        .where('state', '=', 'deleting')
+        .execute()
     })
   }
 
   remove(id: string) {
     return guard(async () => {
       await this.db.deleteFrom('recordings').where('id', '=', id).execute()
+    })
+  }
+
+  removeMany(ids: readonly string[]) {
+    return guard(async () => {
+      if (ids.length === 0) return
+      await this.db
+        .deleteFrom('recordings')
+        .where('id', 'in', ids)
+        .where('state', '=', 'deleting')
+        .execute()
+    })
+  }
+
+  findReferencedBlobKeys(blobKeys: readonly string[]) {
+    return guard(async () => {
+      if (blobKeys.length === 0) return new Set<string>()
+      const rows = await this.db
+        .selectFrom('recordings')
+        .select('blobKey')
+        .where('blobKey', 'in', blobKeys)
+        .execute()
+      return new Set(rows.map((row) => row.blobKey))
+    })
+  }
+
+  setLegalHold(options: { orgId: string; id: string; hold: boolean; nowMs: number }) {
+    return guard(async () => {
+      const row = await this.db
+        .updateTable('recordings')
+        .set({ legalHold: options.hold ? 1 : 0 })
+        .where('orgId', '=', options.orgId)
+        .where('id', '=', options.id)
+        .where('state', '=', 'active')
+        .where((eb) => eb.or([eb('expiresAt', '>', options.nowMs), eb('legalHold', '=', 1)]))
+        .returningAll()
+        .executeTakeFirst()
+      return row && toRecord(row)
     })
   }
 

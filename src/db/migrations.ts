@@ -90,6 +90,38 @@ const migrationsFor = (dialect: SqlDialect): Record<string, Migration> => ({
         .execute()
     },
   },
+  '003_retention_sweep_audit': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('recordings').addColumn('claimed_until', 'bigint').execute()
+      // The sweeper's claim reads only active, unheld rows in expiry order. The predicate is
+      // spelled with literals, and the claim query uses the same literals, so SQLite can prove
+      // that the partial index covers it.
+      await db.schema.dropIndex('recordings_expiry').execute()
+      await sql`create index recordings_sweep on recordings (expires_at)
+        where state = 'active' and legal_hold = 0`.execute(db)
+      await sql`create index recordings_deleting on recordings (claimed_until)
+        where state = 'deleting'`.execute(db)
+
+      await db.schema
+        .createTable('org_settings')
+        .addColumn('org_id', 'text', (c) => c.primaryKey())
+        .addColumn('retention_seconds', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute()
+
+      // The audit API pages one org newest first by id, optionally for one recording.
+      await db.schema
+        .createIndex('audit_events_org_id')
+        .on('audit_events')
+        .columns(['org_id', 'id'])
+        .execute()
+      await db.schema
+        .createIndex('audit_events_org_recording_id')
+        .on('audit_events')
+        .columns(['org_id', 'recording_id', 'id'])
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

@@ -32,6 +32,11 @@ export interface Keyset {
   id: string
 }
 
+/** A row claimed by the sweeper; `wasDeleting` when a deletion by hand was interrupted. */
+export interface ClaimedRecording extends RecordingRecord {
+  wasDeleting: boolean
+}
+
 export type InsertOutcome =
   { inserted: true } | { inserted: false; existing: RecordingRecord | undefined }
 
@@ -70,10 +75,43 @@ export interface RecordingRepository {
     filter: RecordingFilter
     nowMs: number
   }): AsyncIterable<RecordingRecord>
-  /** Hides a visible row (first step of any deletion); undefined when it was not visible. */
-  hide(orgId: string, id: string, nowMs: number): Promise<RecordingRecord | undefined>
+  /**
+   * Hides a visible, unheld row (first step of a deletion by hand) and claims it until
+   * `leaseUntilMs`; undefined when it was not visible, held, or another delete won the race.
+   */
+  hide(
+    orgId: string,
+    id: string,
+    nowMs: number,
+    leaseUntilMs: number,
+  ): Promise<RecordingRecord | undefined>
+  /** Undoes `hide` when the deletion must not go ahead (its audit entry failed). */
+  unhide(id: string): Promise<void>
+  /**
+   * Claims up to `limit` rows to delete, until `leaseUntilMs`: rows being deleted whose claim
+   * lapsed (an interrupted deletion) first, then active, unheld rows past their expiry, oldest
+   * expiry first. Claimed rows are hidden; on PostgreSQL concurrent claimers skip each other.
+   */
+  claimForDeletion(options: {
+    nowMs: number
+    leaseUntilMs: number
+    limit: number
+  }): Promise<ClaimedRecording[]>
+  /** Lets claimed rows be claimed again at once (their blob could not be removed yet). */
+  releaseClaims(ids: readonly string[]): Promise<void>
   /** Removes a row for good (last step of a deletion). Missing rows are ignored. */
   remove(id: string): Promise<void>
+  /** Removes rows being deleted, in one statement. Missing rows are ignored. */
+  removeMany(ids: readonly string[]): Promise<void>
+  /** Of `blobKeys`, those a row (in any state) still refers to. */
+  findReferencedBlobKeys(blobKeys: readonly string[]): Promise<Set<string>>
+  /** Sets or clears the hold of a visible row; undefined when it is not visible. */
+  setLegalHold(options: {
+    orgId: string
+    id: string
+    hold: boolean
+    nowMs: number
+  }): Promise<RecordingRecord | undefined>
   /** Resolves when the database answers; rejects with service_unavailable. */
   ping(): Promise<void>
 }

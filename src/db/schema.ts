@@ -8,6 +8,7 @@ import type { Generated } from 'kysely'
 export interface Database {
   recordings: RecordingsTable
   auditEvents: AuditEventsTable
+  orgSettings: OrgSettingsTable
 }
 
 export type RecordingState = 'active' | 'deleting'
@@ -30,6 +31,15 @@ export interface RecordingsTable {
   legalHold: number
   idempotencyKey: string | null
   uploadedBy: string
+  /** While `state` is `deleting`: the claim's lease; null or past means anyone may finish it. */
+  claimedUntil: number | null
+}
+
+/** Per-org overrides set by the operator; an org without a row uses the defaults. */
+export interface OrgSettingsTable {
+  orgId: string
+  retentionSeconds: number
+  updatedAt: number
 }
 
 export interface AuditEventsTable {

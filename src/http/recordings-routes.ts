@@ -21,7 +21,10 @@ import {
   type ListQuery,
 } from './schemas.js'
 
-/** GET /recordings, GET /recordings/{id}, DELETE /recordings/{id}. */
+/**
+ * GET /recordings, GET /recordings/{id}, DELETE /recordings/{id}, and PUT / DELETE
+ * /recordings/{id}/legal-hold.
+ */
 export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   const adminOnly = requirePermission(deps, PERMISSIONS.orgAdmin)
 
@@ -97,11 +100,13 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
       onRequest: adminOnly,
       schema: {
         summary: 'Delete a recording now, for good',
-        description: 'Answers 204; from then on the recording is 404 everywhere.',
+        description:
+          'Answers 204; from then on the recording is 404 everywhere. A recording under ' +
+          'legal hold is refused with 400 until the hold is released.',
         tags: ['recordings'],
         security: [{ bearer: [] }],
         params: IdParamsSchema,
-        response: { 204: Type.Null(), ...problemResponses(401, 403, 404, 503) },
+        response: { 204: Type.Null(), ...problemResponses(401, 403, 404, 409, 503) },
       },
     },
     async (request, reply) => {
@@ -111,6 +116,37 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
       return reply.code(204).send()
     },
   )
+
+  for (const [method, hold] of [
+    ['PUT', true],
+    ['DELETE', false],
+  ] as const) {
+    app.route({
+      method,
+      url: '/recordings/:id/legal-hold',
+      onRequest: adminOnly,
+      schema: {
+        summary: hold ? 'Put a recording under legal hold' : 'Release a legal hold',
+        description: hold
+          ? 'A held recording is never deleted by expiry, stays visible after its ' +
+            '`expires_at`, and cannot be deleted by hand. Idempotent; answers 200 with the ' +
+            'recording.'
+          : 'The recording follows its `expires_at` again: if that has passed, it is 404 at ' +
+            'once and the next sweep deletes it. Idempotent; answers 200 with the recording.',
+        tags: ['recordings'],
+        security: [{ bearer: [] }],
+        params: IdParamsSchema,
+        response: { 200: Type.Ref(RecordingSchema), ...problemResponses(401, 403, 404, 503) },
+      },
+      handler: async (request, reply) => {
+        const id = canonicalRecordingId((request.params as { id: string }).id)
+        if (!id) throw errors.notFound()
+        const record = await deps.recordings.setLegalHold(contextOf(request), id, hold)
+        reply.header('cache-control', 'no-store')
+        return toRecordingJson(record, baseUrlOf(request, deps.config.publicUrl))
+      },
+    })
+  }
 }
 
 /** Looks a recording up by a path id, treating malformed ids as unknown ones. */

@@ -86,3 +86,67 @@ export const ContentParamsSchema = Type.Object({
 
 export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, Type.Ref(ProblemSchema)]))
+
+export const RetentionSchema = Type.Object(
+  {
+    org_id: Type.String(),
+    retention: Type.String({ description: 'The duration, e.g. 90d, 12h, 90s', examples: ['90d'] }),
+    retention_seconds: Type.Integer({ minimum: 1 }),
+    source: Type.Union([Type.Literal('org'), Type.Literal('default')], {
+      description: '`org` when the operator set a value for this org, else `default` (RETENTION)',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+export const AUDIT_ACTION_NAMES = [
+  'list',
+  'read',
+  'download',
+  'upload',
+  'delete',
+  'hold',
+  'release',
+  'expire',
+  'retention_set',
+  'auth_failed',
+  'access_denied',
+] as const
+
+export const AuditEventSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Grows with insertion order' }),
+    at: Type.String({ format: 'date-time', description: 'UTC, milliseconds' }),
+    org_id: Type.Union([Type.String(), Type.Null()]),
+    actor: Type.Union([Type.String(), Type.Null()], {
+      description: 'The token `sub`, or `system:sweeper` for deletions by expiry',
+    }),
+    action: Type.String({ enum: [...AUDIT_ACTION_NAMES] }),
+    recording_id: Type.Union([Type.String(), Type.Null()]),
+    outcome: Type.Union([Type.Literal('success'), Type.Literal('failure')]),
+    client_ip: Type.Union([Type.String(), Type.Null()]),
+    request_id: Type.Union([Type.String(), Type.Null()]),
+    detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  },
+  { additionalProperties: false },
+)
+
+export const AuditQuerySchema = Type.Object(
+  {
+    recording_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    action: Type.Optional(Type.String({ enum: [...AUDIT_ACTION_NAMES] })),
+    after: Type.Optional(Rfc3339),
+    before: Type.Optional(Rfc3339),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: 100 })),
+    cursor: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 512, description: 'next_cursor of the last page' }),
+    ),
+  },
+  { additionalProperties: false },
+)
+export type AuditQueryString = Static<typeof AuditQuerySchema>
+
+export const AuditPageSchema = Type.Object({
+  events: Type.Array(AuditEventSchema),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+})

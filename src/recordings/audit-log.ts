@@ -1,5 +1,36 @@
+/**
+ * What an audit entry records. `expire` is a deletion by the sweeper; `hold` and `release`
+ * set and clear a legal hold; `retention_set` is an operator's change of an org's retention.
+ */
 export type AuditAction =
-  'list' | 'read' | 'download' | 'upload' | 'delete' | 'auth_failed' | 'access_denied'
+  | 'list'
+  | 'read'
+  | 'download'
+  | 'upload'
+  | 'delete'
+  | 'hold'
+  | 'release'
+  | 'expire'
+  | 'retention_set'
+  | 'auth_failed'
+  | 'access_denied'
+
+export const AUDIT_ACTIONS: readonly AuditAction[] = [
+  'list',
+  'read',
+  'download',
+  'upload',
+  'delete',
+  'hold',
+  'release',
+  'expire',
+  'retention_set',
+  'auth_failed',
+  'access_denied',
+]
+
+/** The actor of entries written by the server itself (the sweeper, the operator's CLI). */
+export const SYSTEM_ACTOR = 'system:sweeper'
 
 export interface AuditEvent {
   action: AuditAction
@@ -13,10 +44,46 @@ export interface AuditEvent {
   detail?: Record<string, unknown>
 }
 
+/** An entry as stored: `at` is epoch milliseconds (UTC); `id` grows with insertion order. */
+export interface AuditRecord {
+  id: number
+  at: number
+  orgId: string | null
+  actor: string | null
+  action: string
+  recordingId: string | null
+  outcome: string
+  clientIp: string | null
+  requestId: string | null
+  detail: Record<string, unknown> | null
+}
+
+export interface AuditQuery {
+  orgId?: string
+  recordingId?: string
+  action?: string
+  /** Inclusive lower bound on `at` (ms). */
+  atOrAfterMs?: number
+  /** Exclusive upper bound on `at` (ms). */
+  beforeMs?: number
+  /** Keyset position: only entries with an id beyond this one, in the direction of `order`. */
+  afterId?: number
+  order: 'newest_first' | 'oldest_first'
+  limit: number
+}
+
 /**
  * Append-only record of who did what. `append` resolves once the entry is durable; when it
  * rejects, the caller must not carry out (or must not report) the action it describes.
  */
 export interface AuditLog {
   append(event: AuditEvent): Promise<void>
+  /** Appends all of `events` durably, or none of them (one transaction). */
+  appendMany(events: readonly AuditEvent[]): Promise<void>
+}
+
+/** Reading the audit log back, for admins and the operator's export. */
+export interface AuditReader {
+  /** Up to `limit` entries matching the query, in the requested order. */
+  listEvents(query: AuditQuery): Promise<AuditRecord[]>
 }

@@ -13,6 +13,7 @@ import type { Clock } from './clock.js'
 import { buildFileName } from './file-name.js'
 import { createRecordingId } from './recording-id.js'
 import { computeExpiry } from './retention.js'
+import type { RetentionLookup } from './retention-service.js'
 import { UploadMeter } from './upload-meter.js'
 
 export interface IngestRequest {
@@ -49,7 +50,8 @@ export class IngestService {
       audit: AuditLog
       clock: Clock
       maxUploadBytes: number
-      retentionSeconds: number
+      /** The org's retention, read at each upload (operators may override it per org). */
+      retention: RetentionLookup
     },
   ) {}
 
@@ -79,7 +81,8 @@ export class IngestService {
         return { recording: same, created: false }
       }
 
-      const record = this.buildRecord({ request, id, sha256, sizeBytes, media })
+      const retentionSeconds = await this.deps.retention.retentionSecondsFor(principal.orgId)
+      const record = this.buildRecord({ request, id, sha256, sizeBytes, media, retentionSeconds })
       await staged.publish()
       const outcome = await this.deps.recordings
         .insert(record, this.deps.clock())
@@ -151,6 +154,7 @@ export class IngestService {
     sha256: string
     sizeBytes: number
     media: MediaInfo
+    retentionSeconds: number
   }): RecordingRecord {
     const { request, media } = options
     const now = this.deps.clock()
@@ -161,7 +165,7 @@ export class IngestService {
       meetingId: request.meetingId,
       createdAt,
       uploadedAt: now,
-      expiresAt: computeExpiry(createdAt, this.deps.retentionSeconds, now),
+      expiresAt: computeExpiry(createdAt, options.retentionSeconds, now),
       durationMs: media.durationSeconds === null ? null : Math.round(media.durationSeconds * 1000),
       sizeBytes: options.sizeBytes,
       contentType: media.contentType,

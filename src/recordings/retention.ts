@@ -9,3 +9,17 @@ export function computeExpiry(createdAtMs: number, retentionSeconds: number, now
   const expiresAt = createdAtMs + retentionSeconds * 1000
   return expiresAt <= nowMs ? nowMs + LATE_ARRIVAL_GRACE_MS : expiresAt
 }
+
+const UNITS: [string, number][] = [
+  ['d', 86_400],
+  ['h', 3600],
+  ['m', 60],
+]
+
+/** A duration as RETENTION spells it, in the largest unit that divides it: 7776000 → `90d`. */
+export function formatDuration(seconds: number): string {
+  for (const [unit, size] of UNITS) {
+    if (seconds % size === 0) return `${seconds / size}${unit}`
+  }
+  return `${seconds}s`
+}

@@ -6,11 +6,19 @@ import { Writable, type Readable } from 'node:stream'
 
 import { errors } from '../errors.js'
 import { createFileByteSource } from '../media/byte-source.js'
-import type { BlobStore, ByteRange, StagedBlob } from './blob-store.js'
+import {
+  deleteEach,
+  type BlobListing,
+  type BlobStore,
+  type BulkDeleteResult,
+  type ByteRange,
+  type StagedBlob,
+} from './blob-store.js'
 import { resolveUnder } from './safe-path.js'
 
 const READ_CHUNK_BYTES = 1024 * 1024 // large reads keep syscalls per GiB low when streaming
 const WRITE_BUFFER_BYTES = 1024 * 1024
+const RECORDINGS_DIR = 'recordings'
 
 /**
  * Blobs as files under one root on local disk:
@@ -70,6 +78,42 @@ export class LocalBlobStore implements BlobStore {
       throw translate(error)
     }
     await syncDirectory(path.dirname(file))
+  }
+
+  deleteMany(keys: readonly string[]): Promise<BulkDeleteResult> {
+    return deleteEach(keys, async (key) => {
+      await fs.unlink(resolveUnder(this.root, key)).catch((error: unknown) => {
+        if (!isErrno(error, 'ENOENT')) throw translate(error)
+      })
+    })
+  }
+
+  async *listKeys(): AsyncIterable<BlobListing> {
+    const top = path.join(this.root, RECORDINGS_DIR)
+    for (const shard of await readdirIfExists(top)) {
+      if (!shard.isDirectory()) continue
+      const dir = path.join(top, shard.name)
+      for (const entry of await readdirIfExists(dir)) {
+        if (!entry.isFile()) continue
+        const stats = await fs.stat(path.join(dir, entry.name)).catch(() => undefined)
+        if (!stats) continue // deleted since the listing
+        yield { key: `${RECORDINGS_DIR}/${shard.name}/${entry.name}`, modifiedAt: stats.mtimeMs }
+      }
+    }
+  }
+
+  async removeStaleUploads(olderThanMs: number): Promise<number> {
+    let removed = 0
+    for (const entry of await readdirIfExists(this.tmpDir)) {
+      if (!entry.isFile() || !entry.name.endsWith('.part')) continue
+      const file = path.join(this.tmpDir, entry.name)
+      // Every write moves mtime, so only an upload idle since the cutoff qualifies.
+      const stats = await fs.stat(file).catch(() => undefined)
+      if (!stats || stats.mtimeMs >= olderThanMs) continue
+      await fs.rm(file, { force: true })
+      removed++
+    }
+    return removed
   }
 
   async ping(): Promise<void> {
@@ -166,6 +210,15 @@ async function openIfExists(file: string): Promise<FileHandle | undefined> {
     return await fs.open(file, 'r')
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return undefined
+    throw translate(error)
+  }
+}
+
+async function readdirIfExists(dir: string) {
+  try {
+    return await fs.readdir(dir, { withFileTypes: true })
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return []
     throw translate(error)
   }
 }

@@ -123,6 +123,70 @@ for (const { name, open } of stores) {
       assert.deepEqual(await store.stat(keys[1] as string), { sizeBytes: 1000 })
     })
 
+    const publish = async (key: string, bytes = Buffer.from('x'.repeat(1000))) => {
+      const staged = await store.beginUpload(key)
+      await pipeline(Readable.from([bytes]), staged.sink)
+      await staged.finish()
+      await staged.publish()
+    }
+    const allKeys = async () => {
+      const keys = new Map<string, number>()
+      for await (const blob of store.listKeys()) keys.set(blob.key, blob.modifiedAt)
+      return keys
+    }
+
+    test('listKeys lists published blobs with their modification time, not staged ones', async () => {
+      const key = recordingBlobKey(createRecordingId())
+      const startedMs = Date.now()
+      await publish(key)
+      const staged = await store.beginUpload(recordingBlobKey(createRecordingId()))
+      staged.sink.write(Buffer.from('in progress'))
+      const keys = await allKeys()
+      assert.ok(keys.has(key))
+      const modifiedAt = keys.get(key) ?? 0
+      // Object stores keep whole seconds; allow for that and a little clock skew.
+      assert.ok(Math.abs(modifiedAt - startedMs) < 60_000, `${modifiedAt} vs ${startedMs}`)
+      for (const listed of keys.keys()) assert.match(listed, /^recordings\/[0-9a-z]{2}\/rec_/)
+      await staged.discard()
+    })
+
+    test('B15: deleteMany removes exactly the given keys, never neighbours sharing a prefix', async () => {
+      // Ids that agree on all but their last character: as strings, each is a prefix-neighbour.
+      const stem = createRecordingId().slice(0, -1)
+      const ids = ['0', '1', 'a', 'b'].map((c) => `${stem}${c}`)
+      const keys = ids.map(recordingBlobKey)
+      for (const key of keys) await publish(key)
+      const before = await allKeys()
+
+      const result = await store.deleteMany([
+        keys[0] as string,
+        keys[2] as string,
+        keys[0] as string,
+      ])
+      assert.deepEqual(result.failed, [])
+      assert.deepEqual(new Set(result.deleted), new Set([keys[0], keys[2]]))
+      const after = await allKeys()
+      const removed = [...before.keys()].filter((key) => !after.has(key)).sort()
+      assert.deepEqual(removed, [keys[0], keys[2]].sort())
+      for (const key of [keys[1], keys[3]]) {
+        assert.deepEqual(await store.stat(key as string), { sizeBytes: 1000 })
+      }
+      // Missing keys count as deleted.
+      assert.deepEqual((await store.deleteMany([keys[0] as string])).deleted, [keys[0]])
+    })
+
+    test('removeStaleUploads removes only uploads idle since the cutoff', async () => {
+      const staged = await store.beginUpload(recordingBlobKey(createRecordingId()))
+      staged.sink.write(payload.subarray(0, 6 * 1024 * 1024))
+      // Let the store see the bytes (a part upload, a file write) before asking.
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      assert.equal(await store.removeStaleUploads(Date.now() - 3600_000), 0)
+      // With a cutoff after its last write, the same upload counts as abandoned.
+      assert.ok((await store.removeStaleUploads(Date.now() + 3600_000)) >= 1)
+      assert.equal(await store.removeStaleUploads(Date.now() + 3600_000), 0)
+      await staged.discard()
+    })
+
     test('ping answers while the store is reachable', async () => {
       await store.ping()
     })

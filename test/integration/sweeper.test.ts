@@ -1,0 +1,516 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs/promises'
+import http from 'node:http'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { promisify } from 'node:util'
+
+import { CompiledQuery, type KyselyPlugin, type RootOperationNode } from 'kysely'
+
+import { KyselyAuditLog } from '../../src/db/kysely-audit-log.js'
+import { KyselyRecordingRepository } from '../../src/db/kysely-recording-repository.js'
+import type { RecordingRepository } from '../../src/db/recording-repository.js'
+import type { AuditLog } from '../../src/recordings/audit-log.js'
+import { createRecordingId } from '../../src/recordings/recording-id.js'
+import { Sweeper } from '../../src/recordings/sweeper.js'
+import type { BlobStore } from '../../src/storage/blob-store.js'
+import { recordingBlobKey } from '../../src/storage/keys.js'
+import { corpusPath } from '../support/corpus.js'
+import { CLI, startServerProcess } from '../support/process-server.js'
+import { SMALL_MP4 } from '../support/requests.js'
+import { startTestServer, type TestServer } from '../support/test-server.js'
+import { waitUntil } from '../support/wait.js'
+
+const run = promisify(execFile)
+const BIG = 'generated/meeting-10min-640x360-faststart.mp4'
+const suffix = () => Math.random().toString(36).slice(2, 8)
+
+function manualClock(startMs: number) {
+  const clock = () => clock.nowMs
+  clock.nowMs = startMs
+  return clock
+}
+
+async function upload(t: TestServer, orgId: string, createdAt?: string, file = SMALL_MP4) {
+  const query = new URLSearchParams({ meeting_id: `m-${suffix()}` })
+  if (createdAt) query.set('created_at', createdAt)
+  const response = await t.server.app.inject({
+    method: 'POST',
+    url: `/recordings?${query}`,
+    headers: { authorization: `Bearer ${await t.token(orgId, ['recorder'])}` },
+    payload: await fs.readFile(corpusPath(file)),
+  })
+  assert.equal(response.statusCode, 201, response.body)
+  return response.json() as { id: string; url: string; sha256: string }
+}
+
+async function status(t: TestServer, orgId: string, url: string, method = 'GET') {
+  const response = await t.server.app.inject({
+    method: method as 'GET',
+    url,
+    headers: { authorization: `Bearer ${await t.token(orgId)}` },
+  })
+  return response.statusCode
+}
+
+const rowOf = (t: TestServer, id: string) =>
+  t.server.db.selectFrom('recordings').selectAll().where('id', '=', id).executeTakeFirst()
+
+const auditOf = (t: TestServer, id: string) =>
+  t.server.db
+    .selectFrom('auditEvents')
+    .selectAll()
+    .where('recordingId', '=', id)
+    .orderBy('id')
+    .execute()
+
+describe('the sweeper over HTTP with RETENTION=3s and SWEEP_INTERVAL_SECONDS=1', () => {
+  let t: TestServer
+  before(async () => {
+    t = await startTestServer({ env: { RETENTION: '3s', SWEEP_INTERVAL_SECONDS: '1' } })
+  })
+  after(() => t.close())
+
+  test('unheld recordings become 404 and lose their bytes; held ones stay; expiries are audited', async () => {
+    const org = `org-${suffix()}`
+    const gone = [await upload(t, org), await upload(t, org)]
+    const held = await upload(t, org)
+    const admin = await t.token(org)
+    const hold = await t.server.app.inject({
+      method: 'PUT',
+      url: `/recordings/${held.id}/legal-hold`,
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    assert.equal(hold.statusCode, 200)
+    assert.equal(hold.json().legal_hold, true)
+
+    const swept = await waitUntil(
+      async () => {
+        for (const r of gone) if (await t.server.blobs.stat(recordingBlobKey(r.id))) return false
+        return true
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    )
+    assert.ok(swept, 'the expired recordings’ bytes were deleted')
+    for (const r of gone) {
+      assert.equal(await status(t, org, new URL(r.url).pathname), 404)
+      assert.equal(await rowOf(t, r.id), undefined)
+      const entries = await auditOf(t, r.id)
+      const expiry = entries.find((e) => e.action === 'expire')
+      assert.equal(expiry?.outcome, 'success')
+      assert.equal(expiry?.actor, 'system:sweeper')
+      assert.equal(expiry?.orgId, org)
+    }
+    assert.ok(
+      !(await fs.readdir(path.join(t.dataDir, 'blobs', 'recordings'), { recursive: true })).some(
+        (name) => gone.some((r) => String(name).includes(r.id)),
+      ),
+    )
+
+    // The held one is past its expiry yet downloadable, byte for byte.
+    const download = await t.server.app.inject({
+      url: new URL(held.url).pathname,
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    assert.equal(download.statusCode, 200)
+    assert.equal(createHash('sha256').update(download.rawPayload).digest('hex'), held.sha256)
+
+    // Released, it is 404 at once and the next sweeps delete it.
+    const release = await t.server.app.inject({
+      method: 'DELETE',
+      url: `/recordings/${held.id}/legal-hold`,
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    assert.equal(release.statusCode, 200)
+    assert.equal(release.json().legal_hold, false)
+    assert.equal(await status(t, org, `/recordings/${held.id}`), 404)
+    assert.ok(
+      await waitUntil(async () => !(await t.server.blobs.stat(recordingBlobKey(held.id))), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      }),
+    )
+    const actions = (await auditOf(t, held.id))
+      .map((e) => e.action)
+      .filter((a) => ['hold', 'release', 'expire'].includes(a))
+    assert.deepEqual(actions, ['hold', 'release', 'expire'])
+  })
+})
+
+describe('deletion steps, failures and crashes (injected clock)', () => {
+  const clock = manualClock(Date.parse('2025-01-01T00:00:00Z'))
+  let t: TestServer
+  let repository: KyselyRecordingRepository
+  let audit: KyselyAuditLog
+  before(async () => {
+    t = await startTestServer({ clock, env: { RETENTION: '1d' } })
+    repository = new KyselyRecordingRepository(t.server.db)
+    audit = new KyselyAuditLog(t.server.db, clock)
+  })
+  after(() => t.close())
+
+  /** An expired recording: created 1 d − 1 min before now, then time moves on 2 min. */
+  async function expired(org: string) {
+    const created = new Date(clock.nowMs - 86_400_000 + 60_000).toISOString()
+    const recording = await upload(t, org, created.replace(/\.\d{3}Z$/, 'Z'))
+    clock.nowMs += 2 * 60_000
+    return recording
+  }
+
+  const failing = <T extends object>(target: T, method: keyof T, times = 1): T => {
+    let left = times
+    return new Proxy(target, {
+      get(object, property, receiver) {
+        const value = Reflect.get(object, property, receiver)
+        if (typeof value !== 'function') return value
+        if (property === method && left > 0) {
+          return async () => {
+            left--
+            throw new Error(`injected failure in ${String(method)}`)
+          }
+        }
+        return value.bind(object)
+      },
+    })
+  }
+
+  const steps: [string, (s: { r: RecordingRepository; b: BlobStore; a: AuditLog }) => unknown][] = [
+    ['the audit entry', (s) => (s.a = failing(s.a, 'appendMany'))],
+    ['the blob deletion', (s) => (s.b = failing(s.b, 'deleteMany'))],
+    ['the row removal', (s) => (s.r = failing(s.r, 'removeMany'))],
+  ]
+  for (const [step, inject] of steps) {
+    test(`a failure at ${step} leaves the recording hidden and the next sweep completes it`, async () => {
+      const org = `org-${suffix()}`
+      const recording = await expired(org)
+      const deps = { r: repository as RecordingRepository, b: t.server.blobs, a: audit as AuditLog }
+      inject(deps)
+      const broken = new Sweeper({ recordings: deps.r, blobs: deps.b, audit: deps.a, clock })
+      const report = await broken.sweep({ reconcile: false })
+      assert.ok(report.errors.length > 0, 'the failure is reported')
+      assert.equal(await status(t, org, new URL(recording.url).pathname), 404)
+      assert.equal((await rowOf(t, recording.id))?.state, 'deleting')
+
+      // A later pass (after the lease, as after a crash) finishes the job.
+      clock.nowMs += t.server.sweeper.leaseMs + 1000
+      const next = await t.server.sweeper.sweep({ reconcile: false })
+      assert.deepEqual(next.errors, [])
+      assert.equal(await rowOf(t, recording.id), undefined)
+      assert.equal(await t.server.blobs.stat(recordingBlobKey(recording.id)), undefined)
+      assert.ok((await auditOf(t, recording.id)).some((e) => e.outcome === 'success'))
+    })
+  }
+
+  test('a crash right after the claim is finished once the lease lapses, not before', async () => {
+    const org = `org-${suffix()}`
+    const recording = await expired(org)
+    const claimed = await repository.claimForDeletion({
+      nowMs: clock.nowMs,
+      leaseUntilMs: clock.nowMs + 60_000,
+      limit: 1000,
+    })
+    assert.ok(claimed.some((row) => row.id === recording.id))
+    // ... and the process dies here.
+    assert.equal(await status(t, org, `/recordings/${recording.id}`), 404)
+    const early = await t.server.sweeper.sweep({ reconcile: false })
+    assert.equal(early.expired + early.completed, 0, 'a live claim is left to its owner')
+    clock.nowMs += 61_000
+    const late = await t.server.sweeper.sweep({ reconcile: false })
+    assert.equal(late.completed, 1)
+    assert.equal(await t.server.blobs.stat(recordingBlobKey(recording.id)), undefined)
+  })
+
+  test('a DELETE whose blob removal fails answers 204, stays hidden, and the next sweep finishes it', async () => {
+    const org = `org-${suffix()}`
+    clock.nowMs += 1000
+    const recording = await upload(t, org)
+    const blobs = t.server.blobs as unknown as Record<string, unknown>
+    const original = blobs.delete
+    blobs.delete = async () => {
+      throw new Error('injected blob failure')
+    }
+    try {
+      const response = await t.server.app.inject({
+        method: 'DELETE',
+        url: `/recordings/${recording.id}`,
+        headers: { authorization: `Bearer ${await t.token(org)}` },
+      })
+      assert.equal(response.statusCode, 204)
+    } finally {
+      blobs.delete = original
+    }
+    assert.equal(await status(t, org, new URL(recording.url).pathname), 404)
+    assert.ok(await t.server.blobs.stat(recordingBlobKey(recording.id)))
+    const report = await t.server.sweeper.sweep({ reconcile: false })
+    assert.equal(report.completed, 1)
+    assert.equal(await rowOf(t, recording.id), undefined)
+    assert.equal(await t.server.blobs.stat(recordingBlobKey(recording.id)), undefined)
+  })
+
+  test('a DELETE whose row removal fails is finished by the sweeper too', async () => {
+    const org = `org-${suffix()}`
+    const recording = await upload(t, org)
+    if (t.config.database.kind !== 'sqlite') return // the trigger below is SQLite's syntax
+    // A trigger refuses the DELETE of the row, as a database failure at that step would.
+    const { sql } = await import('kysely')
+    await sql`create trigger refuse_delete before delete on recordings
+      begin select raise(abort, 'injected'); end`.execute(t.server.db)
+    try {
+      const response = await t.server.app.inject({
+        method: 'DELETE',
+        url: `/recordings/${recording.id}`,
+        headers: { authorization: `Bearer ${await t.token(org)}` },
+      })
+      assert.equal(response.statusCode, 204)
+    } finally {
+      await sql`drop trigger refuse_delete`.execute(t.server.db)
+    }
+    assert.equal(await status(t, org, `/recordings/${recording.id}`), 404)
+    assert.equal((await rowOf(t, recording.id))?.state, 'deleting')
+    const report = await t.server.sweeper.sweep({ reconcile: false })
+    assert.equal(report.completed, 1)
+    assert.equal(await rowOf(t, recording.id), undefined)
+  })
+
+  test('the claim reads the partial expiry index, not the table (EXPLAIN QUERY PLAN)', async () => {
+    const now = clock.nowMs
+    // Enough unexpired rows beside the expired ones that a scan would be visible.
+    const rows = Array.from({ length: 2000 }, (_, i) => {
+      const id = createRecordingId(now - i)
+      return {
+        id,
+        orgId: 'org-plan',
+        meetingId: `m-${i}`,
+        createdAt: now,
+        uploadedAt: now,
+        expiresAt: i < 20 ? now - 1 : now + 86_400_000,
+        durationMs: 1000,
+        sizeBytes: 1,
+        contentType: 'video/mp4',
+        extension: 'mp4',
+        sha256: createHash('sha256').update(id).digest('hex'),
+        blobKey: recordingBlobKey(id),
+        fileName: 'x.mp4',
+        state: 'active' as const,
+        legalHold: 0,
+        idempotencyKey: null,
+        uploadedBy: 'test',
+        claimedUntil: null,
+      }
+    })
+    for (let i = 0; i < rows.length; i += 200) {
+      await t.server.db
+        .insertInto('recordings')
+        .values(rows.slice(i, i + 200))
+        .execute()
+    }
+    await t.server.db.executeQuery(CompiledQuery.raw('analyze'))
+
+    const captured: CompiledQuery[] = []
+    const db = t.server.db
+    const plugin: KyselyPlugin = {
+      transformQuery: (args) => {
+        captured.push(db.getExecutor().compileQuery(args.node as RootOperationNode, args.queryId))
+        return args.node
+      },
+      transformResult: async (args) => args.result,
+    }
+    const spy = new KyselyRecordingRepository(db.withPlugin(plugin))
+    await spy.claimForDeletion({ nowMs: now, leaseUntilMs: now + 1, limit: 500 })
+    await spy.releaseClaims(rows.slice(0, 20).map((r) => r.id))
+    assert.equal(captured.length >= 2, true)
+    for (const query of captured.filter((q) => /^update/i.test(q.sql))) {
+      const plan = await db.executeQuery<{ detail: string }>(
+        CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+      )
+      const details = plan.rows.map((row) => row.detail)
+      assert.ok(!details.some((d) => /^SCAN recordings$/.test(d)), details.join('\n'))
+    }
+    const expiredPlan = captured.find((q) => q.sql.includes("'active'"))
+    assert.ok(expiredPlan, 'the expired-rows claim ran')
+    const plan = await db.executeQuery<{ detail: string }>(
+      CompiledQuery.raw(`explain query plan ${expiredPlan.sql}`, [...expiredPlan.parameters]),
+    )
+    assert.ok(
+      plan.rows.some((row) => row.detail.includes('recordings_sweep')),
+      plan.rows.map((r) => r.detail).join('\n'),
+    )
+    await t.server.db.deleteFrom('recordings').where('orgId', '=', 'org-plan').execute()
+  })
+
+  test('a claim batch is deleted with one DELETE statement and one audit insert', async () => {
+    const org = `org-${suffix()}`
+    const recordings = [await upload(t, org), await upload(t, org), await upload(t, org)]
+    clock.nowMs += 2 * 86_400_000
+    const statements: string[] = []
+    const db = t.server.db
+    const plugin: KyselyPlugin = {
+      transformQuery: (args) => {
+        statements.push(
+          db.getExecutor().compileQuery(args.node as RootOperationNode, args.queryId).sql,
+        )
+        return args.node
+      },
+      transformResult: async (args) => args.result,
+    }
+    const spied = db.withPlugin(plugin)
+    const sweeper = new Sweeper({
+      recordings: new KyselyRecordingRepository(spied),
+      audit: new KyselyAuditLog(spied, clock),
+      blobs: t.server.blobs,
+      clock,
+    })
+    const report = await sweeper.sweep({ reconcile: false })
+    assert.ok(report.expired >= 3)
+    assert.equal(statements.filter((s) => /^delete from "recordings"/i.test(s)).length, 1)
+    assert.equal(statements.filter((s) => /^insert into "audit_events"/i.test(s)).length, 1)
+    for (const r of recordings) assert.equal(await rowOf(t, r.id), undefined)
+  })
+})
+
+describe('reconciliation and work in progress', () => {
+  let t: TestServer
+  before(async () => {
+    t = await startTestServer({ listen: true, env: { RETENTION: '30d' } })
+  })
+  after(() => t.close())
+
+  test('orphan blobs and abandoned staged uploads past the grace period go; fresh ones stay', async () => {
+    const root = path.join(t.dataDir, 'blobs')
+    const oldTime = new Date(Date.now() - 2 * 3600_000)
+    const write = async (key: string, old: boolean) => {
+      const file = path.join(root, key)
+      await fs.mkdir(path.dirname(file), { recursive: true })
+      await fs.writeFile(file, 'orphan bytes')
+      if (old) await fs.utimes(file, oldTime, oldTime)
+    }
+    const oldOrphan = recordingBlobKey(createRecordingId())
+    const freshOrphan = recordingBlobKey(createRecordingId())
+    const stranger = 'recordings/zz/not-a-recording'
+    await write(oldOrphan, true)
+    await write(freshOrphan, false)
+    await write(stranger, true)
+    await write('tmp/abandoned.part', true)
+    await write('tmp/recent.part', false)
+    const kept = await upload(t, 'org-reconcile')
+    const keptFile = path.join(root, recordingBlobKey(kept.id))
+    await fs.utimes(keptFile, oldTime, oldTime)
+
+    const report = await t.server.sweeper.sweep({ reconcile: true })
+    assert.equal(report.orphanBlobs, 1)
+    assert.equal(report.staleUploads, 1)
+    const exists = (file: string) =>
+      fs.access(path.join(root, file)).then(
+        () => true,
+        () => false,
+      )
+    assert.equal(await exists(oldOrphan), false)
+    assert.equal(await exists(freshOrphan), true)
+    assert.equal(await exists(stranger), true, 'a file that is not ours is left alone')
+    assert.equal(await exists('tmp/abandoned.part'), false)
+    assert.equal(await exists('tmp/recent.part'), true)
+    assert.equal(await exists(recordingBlobKey(kept.id)), true)
+  })
+
+  test('an upload in progress is never touched by the sweeper', async () => {
+    const body = await fs.readFile(corpusPath(BIG))
+    const token = await t.token('org-wip', ['recorder'])
+    const { port } = new URL(t.baseUrl)
+    let resolveResponse: (value: { status: number; body: string }) => void = () => undefined
+    const responded = new Promise<{ status: number; body: string }>((r) => (resolveResponse = r))
+    const request = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/recordings?meeting_id=wip',
+      headers: { authorization: `Bearer ${token}`, 'content-length': String(body.length) },
+    })
+    request.on('response', (response) => {
+      let text = ''
+      response.on('data', (chunk) => (text += chunk))
+      response.on('end', () => resolveResponse({ status: response.statusCode ?? 0, body: text }))
+    })
+    const half = Math.floor(body.length / 2)
+    request.write(body.subarray(0, half))
+    const tmp = path.join(t.dataDir, 'blobs', 'tmp')
+    assert.ok(
+      await waitUntil(async () => (await fs.readdir(tmp)).length > 0, { timeoutMs: 5000 }),
+      'the upload is staged',
+    )
+    const report = await t.server.sweeper.sweep({ reconcile: true })
+    assert.equal(report.staleUploads, 0)
+    request.end(body.subarray(half))
+    const response = await responded
+    assert.equal(response.status, 201, response.body)
+    assert.equal(JSON.parse(response.body).sha256, createHash('sha256').update(body).digest('hex'))
+  })
+
+  test('a download in progress while its recording is deleted completes or ends cleanly', async () => {
+    const recording = await upload(t, 'org-dl', undefined, BIG)
+    const admin = await t.token('org-dl')
+    const response = await fetch(`${t.baseUrl}${new URL(recording.url).pathname}`, {
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    assert.equal(response.status, 200)
+    const reader = response.body?.getReader()
+    assert.ok(reader)
+    const first = await reader.read()
+    assert.ok(first.value && first.value.length > 0)
+
+    const deleted = await fetch(`${t.baseUrl}/recordings/${recording.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    assert.equal(deleted.status, 204)
+
+    const hash = createHash('sha256').update(first.value)
+    let outcome = 'completed'
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        const next = await reader.read()
+        if (next.done) break
+        hash.update(next.value)
+      }
+    } catch {
+      outcome = 'ended'
+    }
+    if (outcome === 'completed') assert.equal(hash.digest('hex'), recording.sha256)
+
+    const health = await fetch(`${t.baseUrl}/healthz`)
+    assert.equal(health.status, 200)
+    const again = await fetch(`${t.baseUrl}${new URL(recording.url).pathname}`, {
+      headers: { authorization: `Bearer ${admin}` },
+    })
+    assert.equal(again.status, 404)
+    assert.equal(await t.server.blobs.stat(recordingBlobKey(recording.id)), undefined)
+  })
+})
+
+test('wcr-recordings sweep runs one pass and prints what it did as JSON', async () => {
+  const server = await startServerProcess({ RETENTION: '2s', SWEEP_INTERVAL_SECONDS: '86400' })
+  try {
+    const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { env: server.env })
+    const recorder = (await cli('token', '--org', 'acme', '--permission', 'recorder')).stdout.trim()
+    const response = await fetch(`${server.baseUrl}/recordings?meeting_id=cli-sweep`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${recorder}` },
+      body: await fs.readFile(corpusPath(SMALL_MP4)),
+    })
+    assert.equal(response.status, 201)
+    const { id } = (await response.json()) as { id: string }
+    const file = path.join(server.dataDir, 'blobs', recordingBlobKey(id))
+    await fs.access(file)
+    await new Promise((resolve) => setTimeout(resolve, 2500)) // retention is wall-clock time here
+
+    const { stdout } = await cli('sweep')
+    const report = JSON.parse(stdout)
+    assert.equal(report.expired, 1)
+    assert.deepEqual(report.errors, [])
+    assert.equal(report.reconciled, true)
+    await assert.rejects(fs.access(file))
+  } finally {
+    await server.stop()
+  }
+})
