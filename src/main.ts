@@ -8,12 +8,17 @@ import { loadOrCreateSigningSecret } from './auth/signing-secret.js'
 import type { Config } from './config.js'
 import { createDatabase, migrateToLatest } from './db/database.js'
 import { KyselyAuditLog } from './db/kysely-audit-log.js'
+import { KyselyOrgSettingsRepository } from './db/kysely-org-settings-repository.js'
 import { KyselyRecordingRepository } from './db/kysely-recording-repository.js'
 import type { Database } from './db/schema.js'
+import type { DownloadLinks } from './http/app-deps.js'
+import { contentDisposition } from './http/content-disposition.js'
 import { MediaProber } from './media/media-prober.js'
 import { systemClock, type Clock } from './recordings/clock.js'
 import { IngestService } from './recordings/ingest-service.js'
 import { RecordingsService } from './recordings/recordings-service.js'
+import { RetentionService } from './recordings/retention-service.js'
+import { Sweeper } from './recordings/sweeper.js'
 import { LocalBlobStore } from './storage/local-blob-store.js'
 import { S3BlobStore } from './storage/s3-blob-store.js'
 import type { BlobStore } from './storage/blob-store.js'
@@ -22,6 +27,8 @@ export interface Server {
   app: FastifyInstance
   db: Kysely<Database>
   blobs: BlobStore
+  sweeper: Sweeper
+  retention: RetentionService
   /** Stops accepting requests, lets in-flight ones finish, then releases everything. */
   close(): Promise<void>
 }
@@ -48,10 +55,24 @@ export async function createServer(
       : undefined
   const verifier = new JoseTokenVerifier(config.auth, secret)
   const prober = new MediaProber()
-  const repository = new KyselyRecordingRepository(db)
+  const repository = new KyselyRecordingRepository(db, config.database.kind)
   const audit = new KyselyAuditLog(db, clock)
+  const retention = new RetentionService({
+    settings: new KyselyOrgSettingsRepository(db),
+    audit,
+    clock,
+    defaultRetentionSeconds: config.retentionSeconds,
+  })
 
-  const recordings = new RecordingsService({ recordings: repository, blobs, audit, clock })
+  const recordings = new RecordingsService({
+    recordings: repository,
+    blobs,
+    audit,
+    clock,
+    retention,
+    auditReader: audit,
+    logger: logger.child({ module: 'recordings' }),
+  })
   const ingest = new IngestService({
     recordings: repository,
     blobs,
@@ -59,18 +80,33 @@ export async function createServer(
     audit,
     clock,
     maxUploadBytes: config.maxUploadBytes,
-    retentionSeconds: config.retentionSeconds,
+    retention,
   })
+  const sweeper = new Sweeper({ recordings: repository, blobs, audit, clock })
   const app = await buildApp(
-    { config, verifier, audit, recordings, ingest, repository, blobs },
+    {
+      config,
+      verifier,
+      audit,
+      recordings,
+      ingest,
+      repository,
+      blobs,
+      downloadLinks: createDownloadLinks(config, blobs),
+    },
     logger,
   )
+
+  sweeper.start(config.sweepIntervalSeconds * 1000, logger.child({ module: 'sweeper' }))
 
   return {
     app,
     db,
     blobs,
+    sweeper,
+    retention,
     async close() {
+      await sweeper.stop()
       await app.close()
       await prober.close()
       await db.destroy()
@@ -78,7 +114,8 @@ export async function createServer(
   }
 }
 
-async function createBlobStore(config: Readonly<Config>): Promise<BlobStore> {
+/** The blob store the configuration names, initialised. */
+export async function createBlobStore(config: Readonly<Config>): Promise<BlobStore> {
   const { storage } = config
   if (storage.kind === 's3') {
     const store = new S3BlobStore({
@@ -94,6 +131,22 @@ async function createBlobStore(config: Readonly<Config>): Promise<BlobStore> {
   const store = new LocalBlobStore(storage.root)
   await store.init()
   return store
+}
+
+/** Presigned download links, only for S3 storage with `DOWNLOAD_MODE=redirect`. */
+function createDownloadLinks(config: Readonly<Config>, blobs: BlobStore) {
+  const { storage } = config
+  if (storage.kind !== 's3' || storage.downloadMode !== 'redirect') return undefined
+  if (!(blobs instanceof S3BlobStore)) return undefined
+  const links: DownloadLinks = {
+    presign: (record) =>
+      blobs.presignGet(record.blobKey, {
+        expiresInSeconds: storage.presignTtlSeconds,
+        contentDisposition: contentDisposition(record.fileName),
+        contentType: record.contentType,
+      }),
+  }
+  return links
 }
 
 /** Starts the server, logs where it listens, and shuts down cleanly on SIGINT/SIGTERM. */

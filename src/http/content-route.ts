@@ -3,7 +3,10 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { PERMISSIONS } from '../auth/principal.js'
 import type { RecordingRecord } from '../db/recording-repository.js'
 import { errors } from '../errors.js'
-import type { AppDeps } from './app-deps.js'
+import type { AuditLog } from '../recordings/audit-log.js'
+import type { RequestContext } from '../recordings/recordings-service.js'
+import type { ByteRange } from '../storage/blob-store.js'
+import type { AppDeps, DownloadLinks } from './app-deps.js'
 import { requirePermission } from './authenticate.js'
 import { evaluateConditionals } from './conditional.js'
 import { contentDisposition } from './content-disposition.js'
@@ -29,7 +32,9 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
         'Streams the bytes with `Content-Length`, a strong `ETag` (the SHA-256), ' +
         '`Last-Modified`, `Accept-Ranges: bytes` and `Content-Disposition: attachment`. A ' +
         'single byte range answers 206; an unsatisfiable one 416 with `Content-Range: ' +
-        'bytes */size`; several ranges are answered with the whole file (200).',
+        'bytes */size`; several ranges are answered with the whole file (200). With ' +
+        '`DOWNLOAD_MODE=redirect`, a GET answers 302 to a presigned storage URL valid for ' +
+        '`PRESIGN_TTL_SECONDS` instead (follow it without the Authorization header).',
       tags: ['recordings'],
       security: [{ bearer: [] }],
       params: ContentParamsSchema,
@@ -55,6 +60,11 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       if (decision.kind === 'unsatisfiable') throw errors.rangeNotSatisfiable(record.sizeBytes)
 
       const range = decision.kind === 'partial' ? decision.range : undefined
+      if (request.method === 'GET' && deps.downloadLinks) {
+        const links = deps.downloadLinks
+        return redirectToStorage({ links, audit: deps.audit, context, record, range, reply })
+      }
+
       const disposition = contentDisposition(record.fileName)
       // Opened before any content header is set, so a blob gone missing is a clean 404 (not a
       // 404 with a Content-Range), and nothing can throw between opening and handing it over.
@@ -75,6 +85,39 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       return reply.send(stream)
     },
   })
+}
+
+/**
+ * DOWNLOAD_MODE=redirect: audited like a streamed download, then a 302 to a presigned URL.
+ * The client sends its Range header again to the storage, which answers 206 itself. The link
+ * expires soon, but the recording's `url` (ours) stays valid: each GET gets a fresh one (B05).
+ */
+async function redirectToStorage(options: {
+  links: DownloadLinks
+  audit: AuditLog
+  context: RequestContext
+  record: RecordingRecord
+  range: ByteRange | undefined
+  reply: FastifyReply
+}) {
+  const { links, audit, context, record, range, reply } = options
+  await audit.append({
+    action: 'download',
+    outcome: 'success',
+    orgId: context.principal.orgId,
+    actor: context.principal.subject,
+    recordingId: record.id,
+    clientIp: context.clientIp,
+    requestId: context.requestId,
+    detail: { mode: 'redirect', ...(range && { range }) },
+  })
+  const location = await links.presign(record)
+
+  // The validators describe the recording, not this redirect; a cache must not keep either.
+  reply.removeHeader('etag')
+  reply.removeHeader('last-modified')
+  reply.removeHeader('accept-ranges')
+  return reply.code(302).header('location', location).send()
 }
 
 /** Validators and caching rules: sent with every answer about the recording, 304 included. */

@@ -9,6 +9,8 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
   S3Client,
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
@@ -16,7 +18,14 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 
 import { errors, isAppError } from '../errors.js'
 import type { ByteSource } from '../media/byte-source.js'
-import type { BlobStore, ByteRange, StagedBlob } from './blob-store.js'
+import {
+  deleteEach,
+  type BlobListing,
+  type BlobStore,
+  type BulkDeleteResult,
+  type ByteRange,
+  type StagedBlob,
+} from './blob-store.js'
 
 export interface S3BlobStoreOptions {
   bucket: string
@@ -35,7 +44,13 @@ export interface S3BlobStoreOptions {
 
 const DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024
 const CONNECT_TIMEOUT_MS = 5000
-const REQUEST_IDLE_TIMEOUT_MS = 30_000
+// Reads and metadata calls: a healthy store answers in well under a second; with the one retry
+// a hung store still costs under 10 s (S47). The body then streams with no deadline.
+const RESPONSE_HEADERS_TIMEOUT_MS = 4000
+// Uploads: a part's body may take long on a slow link, so only silence counts. Healthy stores
+// send whitespace every 10 s during a long CompleteMultipartUpload (S3, MinIO, Swift); with the
+// one retry a hung store fails a part in under a minute, the server's idle timeout (60 s).
+const UPLOAD_IDLE_TIMEOUT_MS = 20_000
 
 /**
  * Blobs as objects in one S3-compatible bucket under a prefix (`<prefix><key>`).
@@ -51,9 +66,11 @@ const REQUEST_IDLE_TIMEOUT_MS = 30_000
  */
 export class S3BlobStore implements BlobStore {
   readonly client: S3Client
+  /** For multipart uploads (lib-storage), which must not have a deadline on each answer. */
+  readonly uploadClient: S3Client
 
   constructor(private readonly options: S3BlobStoreOptions) {
-    this.client = new S3Client({
+    const settings = {
       region: options.region,
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle,
@@ -61,9 +78,21 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 2,
+    } as const
+    // No socket idle timeout here: a download whose client reads slowly pauses this socket.
+    this.client = new S3Client({
+      ...settings,
       requestHandler: {
         connectionTimeout: CONNECT_TIMEOUT_MS,
-        requestTimeout: REQUEST_IDLE_TIMEOUT_MS,
+        requestTimeout: RESPONSE_HEADERS_TIMEOUT_MS,
+        throwOnRequestTimeout: true,
+      },
+    })
+    this.uploadClient = new S3Client({
+      ...settings,
+      requestHandler: {
+        connectionTimeout: CONNECT_TIMEOUT_MS,
+        socketTimeout: UPLOAD_IDLE_TIMEOUT_MS,
       },
     })
   }
@@ -117,24 +146,72 @@ export class S3BlobStore implements BlobStore {
     await this.deleteObject(this.objectKey(key))
   }
 
+  deleteMany(keys: readonly string[]): Promise<BulkDeleteResult> {
+    // One DeleteObject per exact key: never a prefix, and no Content-MD5 (which several
+    // S3-compatible stores handle differently for DeleteObjects).
+    return deleteEach(keys, (key) => this.delete(key))
+  }
+
+  async *listKeys(): AsyncIterable<BlobListing> {
+    // The delimiter-terminated prefix matches recordings/ only, never recordings-x/ (B15).
+    const prefix = `${this.options.prefix}recordings/`
+    let token: string | undefined
+    do {
+      const page = await this.call((c) =>
+        c.send(
+          new ListObjectsV2Command({
+            Bucket: this.options.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+          }),
+        ),
+      )
+      for (const object of page.Contents ?? []) {
+        if (!object.Key?.startsWith(prefix)) continue
+        yield {
+          key: object.Key.slice(this.options.prefix.length),
+          modifiedAt: object.LastModified?.getTime() ?? 0,
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (token)
+  }
+
+  removeStaleUploads(olderThanMs: number): Promise<number> {
+    return this.abortStaleUploads(olderThanMs)
+  }
+
   async ping(): Promise<void> {
     await this.call((c) => c.send(new HeadBucketCommand({ Bucket: this.options.bucket })))
   }
 
-  /** A short-lived GET URL for `key`, for redirect-mode downloads. */
-  presignGet(key: string, options: { expiresInSeconds: number; fileName?: string }) {
-    return getSignedUrl(
-      this.client,
-      new GetObjectCommand({
-        Bucket: this.options.bucket,
-        Key: this.objectKey(key),
-        ResponseContentDisposition: options.fileName,
-      }),
-      { expiresIn: options.expiresInSeconds },
+  /**
+   * A GET URL for `key` signed for `expiresInSeconds`, for redirect-mode downloads. The
+   * storage answers it with our `Content-Disposition` and `Content-Type` (signed overrides).
+   * Signing is local: no request is made, so a missing object is only found by the client.
+   */
+  presignGet(
+    key: string,
+    options: { expiresInSeconds: number; contentDisposition?: string; contentType?: string },
+  ): Promise<string> {
+    return this.call((client) =>
+      getSignedUrl(
+        client,
+        new GetObjectCommand({
+          Bucket: this.options.bucket,
+          Key: this.objectKey(key),
+          ResponseContentDisposition: options.contentDisposition,
+          ResponseContentType: options.contentType,
+        }),
+        { expiresIn: options.expiresInSeconds },
+      ),
     )
   }
 
-  /** Aborts multipart uploads under the prefix started before `olderThanMs`; returns how many. */
+  /**
+   * Aborts multipart uploads under the prefix that were started, and last received a part,
+   * before `olderThanMs`; returns how many. A long upload that is still sending parts is kept.
+   */
   async abortStaleUploads(olderThanMs: number): Promise<number> {
     let aborted = 0
     let keyMarker: string | undefined
@@ -153,6 +230,7 @@ export class S3BlobStore implements BlobStore {
       for (const upload of page.Uploads ?? []) {
         if (!upload.Key || !upload.UploadId) continue
         if ((upload.Initiated?.getTime() ?? 0) >= olderThanMs) continue
+        if ((await this.lastPartAt(upload.Key, upload.UploadId)) >= olderThanMs) continue
         await this.call((c) =>
           c.send(
             new AbortMultipartUploadCommand({
@@ -167,6 +245,29 @@ export class S3BlobStore implements BlobStore {
       if (!page.IsTruncated) return aborted
       keyMarker = page.NextKeyMarker
       uploadIdMarker = page.NextUploadIdMarker
+    }
+  }
+
+  /** When the newest part of a multipart upload arrived (epoch ms; 0 when it has none). */
+  private async lastPartAt(objectKey: string, uploadId: string): Promise<number> {
+    let latestMs = 0
+    let marker: string | undefined
+    for (;;) {
+      const page = await this.call((c) =>
+        c.send(
+          new ListPartsCommand({
+            Bucket: this.options.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            PartNumberMarker: marker,
+          }),
+        ),
+      )
+      for (const part of page.Parts ?? []) {
+        latestMs = Math.max(latestMs, part.LastModified?.getTime() ?? 0)
+      }
+      if (!page.IsTruncated || !page.NextPartNumberMarker) return latestMs
+      marker = page.NextPartNumberMarker
     }
   }
 
@@ -198,7 +299,7 @@ export class S3BlobStore implements BlobStore {
 
   createUpload(objectKey: string, body: PassThrough): Upload {
     return new Upload({
-      client: this.client,
+      client: this.uploadClient,
       params: { Bucket: this.options.bucket, Key: objectKey, Body: body },
       partSize: this.options.partSizeBytes ?? DEFAULT_PART_SIZE_BYTES,
       queueSize: this.options.partsInFlight ?? 2,
@@ -229,6 +330,10 @@ export class S3BlobStore implements BlobStore {
 class S3StagedBlob implements StagedBlob {
   readonly sink: Writable
   readonly #body = new PassThrough({ highWaterMark: 1024 * 1024 })
+  // What lib-storage reads. When a part fails it stops reading and Node destroys this stream
+  // with a bare AbortError; kept apart from the sink, so the writer sees the translated upload
+  // error instead (503, not 500).
+  readonly #parts = new PassThrough()
   readonly #upload: Upload
   readonly #done: Promise<unknown>
   #completed = false
@@ -239,7 +344,8 @@ class S3StagedBlob implements StagedBlob {
     private readonly objectKey: string,
   ) {
     this.sink = this.#body
-    this.#upload = store.createUpload(objectKey, this.#body)
+    this.#body.pipe(this.#parts)
+    this.#upload = store.createUpload(objectKey, this.#parts)
     this.#done = this.#upload.done().then(
       (result) => {
         this.#completed = true
@@ -273,6 +379,7 @@ class S3StagedBlob implements StagedBlob {
       return
     }
     this.#body.destroy()
+    this.#parts.destroy()
     await this.#upload.abort().catch(() => undefined)
     await this.#done.catch(() => undefined)
   }
