@@ -16,8 +16,13 @@ import {
 async function main(): Promise<number> {
   process.stderr.write('test-scaleout: starting PostgreSQL and an S3 store (Swift)...\n')
   let services: ScaleoutServices | undefined
+  let interrupted = false
+  const onSignal = () => (interrupted = true)
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   try {
     services = await startScaleoutServices()
+    if (interrupted) return 130
     const files = process.argv.slice(2)
     const child = spawn(
       process.execPath,
@@ -33,6 +38,7 @@ async function main(): Promise<number> {
       },
     )
     const stop = () => child.kill('SIGTERM')
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
     return await new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)))

@@ -108,6 +108,24 @@ test('storage and database URLs', () => {
     '/x',
   )
   assert.deepEqual(config.database, { kind: 'sqlite', path: '/var/lib/wcr/db.sqlite' })
-  assert.deepEqual(config.storage, { kind: 's3', bucket: 'my-bucket', prefix: 'rec/' })
+  assert.deepEqual(config.storage, {
+    kind: 's3',
+    bucket: 'my-bucket',
+    prefix: 'rec/',
+    endpoint: undefined,
+    region: 'us-east-1',
+    forcePathStyle: false,
+    downloadMode: 'stream',
+    presignTtlSeconds: 300,
+  })
+  const minio = loadConfig({
+    STORAGE_URL: 's3://recordings',
+    S3_ENDPOINT: 'http://127.0.0.1:9000',
+    S3_REGION: 'eu-west-1',
+    DOWNLOAD_MODE: 'redirect',
+  })
+  assert.equal(minio.storage.kind === 's3' && minio.storage.forcePathStyle, true)
+  assert.equal(minio.storage.kind === 's3' && minio.storage.region, 'eu-west-1')
+  assert.throws(() => loadConfig({ DOWNLOAD_MODE: 'redirect' }), /DOWNLOAD_MODE/)
   assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL/)
 })

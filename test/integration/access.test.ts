@@ -13,6 +13,7 @@ import {
   withoutRequestId,
 } from '../support/inspect.js'
 import { pathOf, uploadRecording, type RecordingJson } from '../support/requests.js'
+import { readBlobSha256s } from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
 
 const TINY_MP4 = 'mp4ff_init.mp4' // 715 bytes: quick to upload 250 times
@@ -63,19 +64,8 @@ describe('authorisation and object exposure', () => {
   const headerNames = (reply: Reply) =>
     [...reply.headers.keys()].filter((name) => name !== 'date').sort()
 
-  /** Blob files under the data directory with their SHA-256, to prove nothing changed. */
-  async function blobSnapshot(): Promise<Record<string, string>> {
-    const root = path.join(t.dataDir, 'blobs', 'recordings')
-    const snapshot: Record<string, string> = {}
-    for (const entry of await fs.readdir(root, { recursive: true, withFileTypes: true })) {
-      if (!entry.isFile()) continue
-      const file = path.join(entry.parentPath, entry.name)
-      snapshot[file] = createHash('sha256')
-        .update(await fs.readFile(file))
-        .digest('hex')
-    }
-    return snapshot
-  }
+  /** Every published blob with its SHA-256 (disk or bucket), to prove nothing changed. */
+  const blobSnapshot = () => readBlobSha256s(t.config)
 
   before(async () => {
     t = await startTestServer({ listen: true })
@@ -126,11 +116,11 @@ describe('authorisation and object exposure', () => {
       withoutRequestId(metadataUnknown.body.toString()),
     )
 
-    const denied = readAuditRows(t.dataDir).filter(
-      (row) => row.action === 'access_denied' && row.recording_id === ra1.id,
+    const denied = (await readAuditRows(t.server.db)).filter(
+      (row) => row.action === 'access_denied' && row.recordingId === ra1.id,
     )
     assert.ok(denied.length >= 1)
-    assert.ok(denied.every((row) => row.actor === 'b-admin' && row.org_id === 'org-b'))
+    assert.ok(denied.every((row) => row.actor === 'b-admin' && row.orgId === 'org-b'))
   })
 
   test('B13: an admin of org A gets none of org B’s bytes however the request is dressed', async () => {
@@ -170,26 +160,26 @@ describe('authorisation and object exposure', () => {
   })
 
   test('S20: a cross-org DELETE is 404 and changes nothing', async () => {
-    const rowsBefore = readRecordingRows(t.dataDir)
+    const rowsBefore = await readRecordingRows(t.server.db)
     const blobsBefore = await blobSnapshot()
     const reply = await send(`/recordings/${ra1.id}`, tokens.bAdmin, { method: 'DELETE' })
     assert.equal(reply.status, 404)
-    assert.deepEqual(readRecordingRows(t.dataDir), rowsBefore)
+    assert.deepEqual(await readRecordingRows(t.server.db), rowsBefore)
     assert.deepEqual(await blobSnapshot(), blobsBefore)
 
     const download = await send(pathOf(ra1.url), tokens.aAdmin)
     assert.equal(download.status, 200)
     assert.equal(createHash('sha256').update(download.body).digest('hex'), ra1.sha256)
     const requestId = reply.headers.get('x-request-id')
-    const rows = readAuditRows(t.dataDir).filter((row) => row.request_id === requestId)
+    const rows = (await readAuditRows(t.server.db)).filter((row) => row.requestId === requestId)
     assert.deepEqual(
-      rows.map((row) => [row.action, row.actor, row.recording_id]),
+      rows.map((row) => [row.action, row.actor, row.recordingId]),
       [['access_denied', 'b-admin', ra1.id]],
     )
   })
 
   test('S21: a missing permission is 403 whatever the target, and changes nothing', async () => {
-    const rowsBefore = readRecordingRows(t.dataDir)
+    const rowsBefore = await readRecordingRows(t.server.db)
     const blobsBefore = await blobSnapshot()
     const memberDeletes = await Promise.all(
       [ra1.id, createRecordingId(), rb1.id].map((id) =>
@@ -211,7 +201,7 @@ describe('authorisation and object exposure', () => {
     const [first, ...rest] = memberDeletes.map((r) => withoutRequestId(r.body.toString()))
     for (const body of rest) assert.equal(body, first, 'the 403 depends on the target')
     assert.deepEqual(memberDeletes.map(headerNames), Array(3).fill(headerNames(memberDeletes[0]!)))
-    assert.deepEqual(readRecordingRows(t.dataDir), rowsBefore)
+    assert.deepEqual(await readRecordingRows(t.server.db), rowsBefore)
     assert.deepEqual(await blobSnapshot(), blobsBefore)
   })
 
@@ -256,7 +246,7 @@ describe('authorisation and object exposure', () => {
     )
     assert.equal(injected.status, 400)
 
-    const rows = readRecordingRows(t.dataDir)
+    const rows = await readRecordingRows(t.server.db)
     assert.equal(rows.length, aIds.size + bIds.size)
     const aList = await send('/recordings', tokens.aAdmin)
     assert.deepEqual(new Set(idsOf(aList)), aIds)
@@ -327,9 +317,9 @@ describe('authorisation and object exposure', () => {
       const recording = response.json() as RecordingJson
       created++
       assert.notEqual(recording.id, chosenId)
-      const row = readRecordingRows(t.dataDir).find((r) => r.id === recording.id)
-      assert.equal(row?.org_id, 'org-a', query)
-      assert.doesNotMatch(String(row?.blob_key), /\.\./)
+      const row = (await readRecordingRows(t.server.db)).find((r) => r.id === recording.id)
+      assert.equal(row?.orgId, 'org-a', query)
+      assert.doesNotMatch(String(row?.blobKey), /\.\./)
     }
     assert.ok(created >= 1, 'every upload was refused: the org assignment went untested')
     const chosen = await send(`/recordings/${chosenId}`, tokens.aAdmin)

@@ -152,7 +152,7 @@ describe('authentication with the embedded HS256 secret', () => {
       assert.equal(response.headers['www-authenticate'], REALM_ONLY, label)
       assert.match(String(response.headers['content-type']), /^application\/problem\+json/)
       if (method !== 'HEAD') assert.equal(response.json().error, 'unauthorized', label)
-      const rows = auditRowsFor(t.dataDir, String(response.headers['x-request-id']))
+      const rows = await auditRowsFor(t.server.db, String(response.headers['x-request-id']))
       assert.equal(rows.length, 1, label)
       assert.equal(rows[0]?.action, 'auth_failed')
       assert.equal(rows[0]?.outcome, 'failure')

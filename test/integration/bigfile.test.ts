@@ -34,11 +34,7 @@ describe('recordings larger than 4 GiB (B08)', { timeout: 400_000 }, () => {
 
   before(async () => {
     scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-bigfile-'))
-    big = await createPaddedMp4({
-      source: SOURCE,
-      targetBytes: BIG_BYTES,
-      file: path.join(scratch, 'big_4_5g.mp4'),
-    })
+    big = (await createPaddedMp4({ dir: scratch, sizeBytes: BIG_BYTES, marker: 'big-4-5g' })).path
     sourceBytes = (await fs.stat(SOURCE)).size
     server = await startServerProcess({ LOG_LEVEL: 'info' })
   })

@@ -7,9 +7,11 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
+import { recordingBlobKey } from '../../src/storage/keys.js'
 import { corpusPath } from '../support/corpus.js'
 import { httpRequest, rawHttpRequest, uploadFile, type RawResult } from '../support/http-client.js'
 import { readSlice, sha256Of, sha256OfFile } from '../support/media-fixtures.js'
+import { listBlobKeys, removeBlob } from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
 
 const run = promisify(execFile)
@@ -201,11 +203,10 @@ describe('downloads over a real socket', () => {
 
   test('answers a plain 404 when the blob is gone (no Content-Range)', async () => {
     const recording = await upload(SMALL)
-    const blob = (await fs.readdir(t.dataDir, { recursive: true })).find(
-      (entry) => path.basename(entry) === recording.id,
-    )
-    assert.ok(blob, 'the blob is stored under the data directory, named by its id')
-    await fs.rm(path.join(t.dataDir, blob))
+    const key = recordingBlobKey(recording.id)
+    assert.ok((await listBlobKeys(t.config)).includes(key), 'the blob is stored at its key')
+    await removeBlob(t.config, key)
+    assert.ok(!(await listBlobKeys(t.config)).includes(key))
 
     const response = await get(recording, { range: 'bytes=0-9' })
     assert.equal(response.status, 404)

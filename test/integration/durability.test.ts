@@ -5,13 +5,22 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import SqliteDatabase from 'better-sqlite3'
-
 import { loadOrCreateSigningSecret } from '../../src/auth/signing-secret.js'
 import { issueToken } from '../../src/auth/token-issuer.js'
 import { loadConfig } from '../../src/config.js'
 import { corpusPath } from '../support/corpus.js'
-import { createPaddedMp4 } from '../support/padded-media.js'
+import { recordingBlobKey } from '../../src/storage/keys.js'
+import { readAuditRows, readRecordingRow } from '../support/inspect.js'
+import { createPaddedMp4, sha256Of } from '../support/media-fixtures.js'
+import { startServerProcess } from '../support/process-server.js'
+import {
+  embeddedOnly,
+  hasRecordingBlob,
+  listBlobKeys,
+  listStagedUploads,
+  readBlob,
+  scaleoutOnly,
+} from '../support/state.js'
 import { parseTrace, startTracedServer, type TracedCall } from '../support/strace-server.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
 import { listFiles } from '../support/wait.js'
@@ -22,46 +31,108 @@ const MIB = 1024 * 1024
 const suffix = () => Math.random().toString(36).slice(2, 10)
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
-describe('durability order of an upload, seen through strace (S37)', () => {
-  test('fsyncs the .part, renames, fsyncs the directory and commits the WAL before the 201', async () => {
-    const server = await startTracedServer()
-    const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-s37-'))
-    try {
-      const config = loadConfig({ DATA_DIR: server.dataDir })
-      const token = await issueToken(config.auth, await loadOrCreateSigningSecret(server.dataDir), {
-        orgId: 'org-s37',
-        permissions: ['recorder'],
-        subject: 'recorder-s37',
-        ttlSeconds: 600,
-      })
-      const media = await createPaddedMp4({ dir: workDir, sizeBytes: 10 * MIB, marker: 's37' })
-      const response = await fetch(`${server.baseUrl}/recordings?meeting_id=m-s37`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'video/mp4' },
-        body: await fs.readFile(media.path),
-      })
-      assert.equal(response.status, 201, await response.clone().text())
-      const recording = (await response.json()) as { id: string; sha256: string }
-      assert.equal(recording.sha256, media.sha256)
+describe(
+  'durability order of an upload, seen through strace (S37)',
+  embeddedOnly('traces fsync and rename of files and the -wal'),
+  () => {
+    test('fsyncs the .part, renames, fsyncs the directory and commits the WAL before the 201', async () => {
+      const server = await startTracedServer()
+      const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-s37-'))
+      try {
+        const config = loadConfig({ DATA_DIR: server.dataDir })
+        const token = await issueToken(
+          config.auth,
+          await loadOrCreateSigningSecret(server.dataDir),
+          {
+            orgId: 'org-s37',
+            permissions: ['recorder'],
+            subject: 'recorder-s37',
+            ttlSeconds: 600,
+          },
+        )
+        const media = await createPaddedMp4({ dir: workDir, sizeBytes: 10 * MIB, marker: 's37' })
+        const response = await fetch(`${server.baseUrl}/recordings?meeting_id=m-s37`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'video/mp4' },
+          body: await fs.readFile(media.path),
+        })
+        assert.equal(response.status, 201, await response.clone().text())
+        const recording = (await response.json()) as { id: string; sha256: string }
+        assert.equal(recording.sha256, media.sha256)
 
-      const blobRoot = path.join(server.dataDir, 'blobs')
-      const finalPath = path.join(blobRoot, 'recordings', recording.id.slice(-2), recording.id)
-      const finalDir = path.dirname(finalPath)
-      const [tmpStat, finalStat] = await Promise.all([
-        fs.stat(path.join(blobRoot, 'tmp')),
-        fs.stat(finalDir),
-      ])
-      assert.equal(tmpStat.dev, finalStat.dev, 'tmp and final must share a filesystem')
-      await server.stop()
+        const blobRoot = path.join(server.dataDir, 'blobs')
+        const finalPath = path.join(blobRoot, 'recordings', recording.id.slice(-2), recording.id)
+        const finalDir = path.dirname(finalPath)
+        const [tmpStat, finalStat] = await Promise.all([
+          fs.stat(path.join(blobRoot, 'tmp')),
+          fs.stat(finalDir),
+        ])
+        assert.equal(tmpStat.dev, finalStat.dev, 'tmp and final must share a filesystem')
+        await server.stop()
 
-      const calls = parseTrace(await fs.readFile(server.traceFile, 'utf8'))
-      assertDurableOrder(calls, { tmpDir: path.join(blobRoot, 'tmp'), finalPath })
-    } finally {
-      await server.remove()
-      await fs.rm(workDir, { recursive: true, force: true })
-    }
-  })
-})
+        const calls = parseTrace(await fs.readFile(server.traceFile, 'utf8'))
+        assertDurableOrder(calls, { tmpDir: path.join(blobRoot, 'tmp'), finalPath })
+      } finally {
+        await server.remove()
+        await fs.rm(workDir, { recursive: true, force: true })
+      }
+    })
+  },
+)
+
+describe(
+  'durability of an acknowledged upload on S3 and PostgreSQL (S37)',
+  scaleoutOnly('the disk shape is traced above'),
+  () => {
+    test('sends the 201 only once the object and the row exist: a SIGKILL right after loses nothing', async () => {
+      const server = await startServerProcess({ LOG_LEVEL: 'warn' })
+      const config = loadConfig(server.env)
+      const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-s37-'))
+      const exited = new Promise((resolve) => server.child.once('exit', resolve))
+      let killed = false
+      try {
+        const secret = await loadOrCreateSigningSecret(server.dataDir)
+        const token = await issueToken(config.auth, secret, {
+          orgId: 'org-s37',
+          permissions: ['recorder'],
+          subject: 'recorder-s37',
+          ttlSeconds: 600,
+        })
+        // Above the 8 MiB part size: the bytes go through a multipart upload that must complete.
+        const media = await createPaddedMp4({ dir: workDir, sizeBytes: 20 * MIB, marker: 's37' })
+        const response = await fetch(`${server.baseUrl}/recordings?meeting_id=m-s37`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'video/mp4' },
+          body: await fs.readFile(media.path),
+        })
+        const text = await response.text()
+        // Nothing may finish after the response: the process dies before it could.
+        server.child.kill('SIGKILL')
+        killed = true
+        await exited
+        assert.equal(response.status, 201, text)
+        const recording = JSON.parse(text) as { id: string; sha256: string }
+        assert.equal(recording.sha256, media.sha256)
+
+        const key = recordingBlobKey(recording.id)
+        assert.deepEqual(await listBlobKeys(config), [key])
+        assert.deepEqual(await listStagedUploads(config), [], 'the multipart upload completed')
+        const stored = await readBlob(config, key)
+        assert.equal(stored?.length, media.sizeBytes)
+        assert.equal(sha256Of(stored ?? Buffer.alloc(0)), media.sha256)
+        const row = await readRecordingRow(config, recording.id)
+        assert.equal(row?.state, 'active')
+        assert.equal(row?.sha256, media.sha256)
+        assert.equal(row?.blobKey, key)
+      } finally {
+        // stop() waits for an exit that a SIGKILLed child has already had.
+        if (killed) await fs.rm(server.dataDir, { recursive: true, force: true })
+        else await server.stop()
+        await fs.rm(workDir, { recursive: true, force: true })
+      }
+    })
+  },
+)
 
 /** Finds each step of the publish in the trace and checks each ends before the next begins. */
 function assertDurableOrder(calls: TracedCall[], where: { tmpDir: string; finalPath: string }) {
@@ -125,7 +196,7 @@ function assertDurableOrder(calls: TracedCall[], where: { tmpDir: string; finalP
   )
 }
 
-describe('disk full (S38)', () => {
+describe('disk full (S38)', embeddedOnly('fills a tmpfs mounted as the blob disk'), () => {
   let mountDir: string
   let mounted = false
 
@@ -243,11 +314,10 @@ describe('DELETE semantics (S41)', () => {
   }
   const request = (method: 'GET' | 'HEAD' | 'DELETE', url: string) =>
     t.server.app.inject({ method, url, headers: { authorization: `Bearer ${admin}` } })
-  const blobPath = (id: string) => path.join(t.dataDir, 'blobs', 'recordings', id.slice(-2), id)
 
   test('deletes at once: 204, then 404 everywhere, the blob is gone, a second DELETE is 404', async () => {
     const recording = await create()
-    await fs.access(blobPath(recording.id))
+    assert.ok(await hasRecordingBlob(t.config, recording.id), 'the blob was stored')
     const contentPath = new URL(recording.url).pathname
 
     assert.equal((await request('DELETE', `/recordings/${recording.id}`)).statusCode, 204)
@@ -257,7 +327,7 @@ describe('DELETE semantics (S41)', () => {
     const list = await request('GET', '/recordings')
     assert.equal(list.statusCode, 200)
     assert.ok(!list.json().recordings.some((r: { id: string }) => r.id === recording.id))
-    await assert.rejects(fs.stat(blobPath(recording.id)), { code: 'ENOENT' })
+    assert.ok(!(await hasRecordingBlob(t.config, recording.id)), 'the blob is gone')
     assert.equal((await request('DELETE', `/recordings/${recording.id}`)).statusCode, 404)
   })
 
@@ -269,17 +339,14 @@ describe('DELETE semantics (S41)', () => {
     ])
     assert.deepEqual(statuses.map((r) => r.statusCode).sort(), [204, 404])
 
-    const db = new SqliteDatabase(path.join(t.dataDir, 'recordings.db'), { readonly: true })
-    try {
-      const rows = db
-        .prepare(
-          "select actor from audit_events where recording_id = ? and action = 'delete' and outcome = 'success'",
-        )
-        .all(recording.id)
-      assert.deepEqual(rows, [{ actor: 'admin-s41' }])
-    } finally {
-      db.close()
-    }
-    await assert.rejects(fs.stat(blobPath(recording.id)), { code: 'ENOENT' })
+    const rows = (await readAuditRows(t.server.db)).filter(
+      (row) =>
+        row.recordingId === recording.id && row.action === 'delete' && row.outcome === 'success',
+    )
+    assert.deepEqual(
+      rows.map((row) => row.actor),
+      ['admin-s41'],
+    )
+    assert.ok(!(await hasRecordingBlob(t.config, recording.id)), 'the blob is gone')
   })
 })

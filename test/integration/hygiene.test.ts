@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import SqliteDatabase from 'better-sqlite3'
+import { sql } from 'kysely'
 
 import { createRsaKeyPair } from '../support/jwt-fixtures.js'
 import { CLI, freePort } from '../support/process-server.js'
@@ -28,6 +28,9 @@ const REVIEWED_ROUTES = new Set([
   'HEAD /recordings/:id/:file',
   'PUT /recordings/:id/legal-hold',
   'DELETE /recordings/:id/legal-hold',
+  // org_admin only: the org's retention (DESIGN.md §6) and audit trail (§7).
+  'GET /retention',
+  'GET /audit-events',
   'GET /healthz',
   'GET /readyz',
   'GET /metrics',
@@ -150,12 +153,7 @@ describe('internal failures (S51)', () => {
     admin = await t.token('org-a', ['org_admin'])
     recording = await uploadRecording(t, await t.token('org-a', ['recorder']), 'm-broken')
     // Break the schema under the running server, as a botched manual migration would.
-    const db = new SqliteDatabase(path.join(t.dataDir, 'recordings.db'))
-    try {
-      db.exec('ALTER TABLE recordings RENAME COLUMN org_id TO org_id_renamed')
-    } finally {
-      db.close()
-    }
+    await sql`ALTER TABLE recordings RENAME COLUMN org_id TO org_id_renamed`.execute(t.server.db)
   })
   after(() => t.close())
 
@@ -170,7 +168,8 @@ describe('internal failures (S51)', () => {
     assert.deepEqual(Object.keys(body).sort(), PROBLEM_KEYS)
     assert.equal(body.error, 'internal_error')
     assert.equal(body.detail, 'internal error')
-    for (const leak of [/sqlite/i, /select/i, /column/i, /org_id/, /\//, /node_modules/]) {
+    const leaks = [/sqlite/i, /postgres/i, /select/i, /column/i, /org_id/, /\//, /node_modules/]
+    for (const leak of leaks) {
       assert.doesNotMatch(text.replace(/"type":"[^"]*"/, ''), leak, `${url}: ${text}`)
     }
     assert.ok(!text.includes(t.dataDir) && !text.includes(os.hostname()))
@@ -183,7 +182,8 @@ describe('internal failures (S51)', () => {
       return entry.request_id === requestId && entry.level === 'error'
     })
     assert.ok(logged, 'no error log line for the request id')
-    assert.match(logged, /no such column/)
+    // SQLite: "no such column: org_id"; PostgreSQL: 'column "org_id" does not exist'.
+    assert.match(logged, /no such column|column \\?"\w+\\?" does not exist/)
   }
 
   test('a database failure is a bare 500 whose detail only the log holds', async () => {

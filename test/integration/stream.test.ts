@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { corpusPath } from '../support/corpus.js'
+import { BACKEND } from '../support/backend.js'
 import { httpDigest, uploadFile } from '../support/http-client.js'
 import { createPaddedMp4, sha256OfFile } from '../support/media-fixtures.js'
 import {
@@ -102,11 +102,8 @@ describe('client aborts release file handles (B18)', () => {
 
   before(async () => {
     scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-stream-'))
-    source = await createPaddedMp4({
-      source: corpusPath('mp4ff_prog_8s.mp4'),
-      targetBytes: RECORDING_BYTES,
-      file: path.join(scratch, 'padded-200m.mp4'),
-    })
+    source = (await createPaddedMp4({ dir: scratch, sizeBytes: RECORDING_BYTES, marker: '200m' }))
+      .path
     server = await startServerProcess({ LOG_LEVEL: 'info' })
     admin = await mintProcessToken(server, 'org-a', ['org_admin'])
     const recorder = await mintProcessToken(server, 'org-a', ['recorder'])
@@ -149,16 +146,19 @@ describe('client aborts release file handles (B18)', () => {
     assert.ok(plain.every((status) => status === 200))
     assert.ok(ranged.every((status) => status === 206))
 
-    const openBlobFds = await pollUntil(
-      () => listFdsUnder(pid, server.dataDir),
-      (fds) => !fds.some((target) => target.includes(recording.id)),
-      { timeoutMs: 10_000 },
-    )
-    assert.deepEqual(
-      openBlobFds.filter((target) => target.includes(recording.id)),
-      [],
-      'no descriptor on the recording stays open',
-    )
+    if (BACKEND === 'embedded') {
+      // On S3 a download holds a socket, not a file: the fd count below covers both.
+      const openBlobFds = await pollUntil(
+        () => listFdsUnder(pid, server.dataDir),
+        (fds) => !fds.some((target) => target.includes(recording.id)),
+        { timeoutMs: 10_000 },
+      )
+      assert.deepEqual(
+        openBlobFds.filter((target) => target.includes(recording.id)),
+        [],
+        'no descriptor on the recording stays open',
+      )
+    }
     const fds = await pollUntil(
       () => countOpenFds(pid),
       (count) => count <= baselineFds + FD_SLACK,

@@ -7,17 +7,25 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { corpusPath } from '../support/corpus.js'
-import { createPaddedMp4, type PaddedMedia } from '../support/padded-media.js'
+import { createPaddedMp4, type PaddedMedia } from '../support/media-fixtures.js'
 import { connect, readResponse, requestHead, waitForClose, writeAll } from '../support/raw-http.js'
+import { listBlobKeys, listStagedUploads } from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
-import { listFiles, waitUntil } from '../support/wait.js'
+import { waitUntil } from '../support/wait.js'
 
 const MP4 = 'mp4ff_prog_8s.mp4'
 const MIB = 1024 * 1024
 
 const suffix = () => Math.random().toString(36).slice(2, 10)
-const tmpDirOf = (t: TestServer) => path.join(t.dataDir, 'blobs', 'tmp')
-const publishedDirOf = (t: TestServer) => path.join(t.dataDir, 'blobs', 'recordings')
+/**
+ * Bigger than one S3 part (8 MiB), so that on S3 a multipart upload is under way (and listed)
+ * once this much of a body has arrived; on disk the `.part` file exists from the first byte.
+ */
+const STAGED_AFTER_BYTES = 9 * MIB
+/** Uploads in progress or left behind: `.part` files, or unfinished multipart uploads. */
+const staged = (t: TestServer) => listStagedUploads(t.config)
+/** Published blobs: files under the blob root, or objects in the bucket. */
+const published = (t: TestServer) => listBlobKeys(t.config)
 const sha256Hex = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 
 async function rowsFor(t: TestServer, meetingId: string) {
@@ -87,7 +95,7 @@ describe('upload size caps (S33)', () => {
     } finally {
       socket.destroy()
     }
-    assert.deepEqual(await listFiles(tmpDirOf(t)), [])
+    assert.deepEqual(await staged(t), [])
     assert.deepEqual(await rowsFor(t, meetingId), [])
   })
 
@@ -150,8 +158,8 @@ describe('upload size caps (S33)', () => {
       assert.equal(JSON.parse(String(response.body)).code, 'payload_too_large')
     }
     assert.ok(
-      await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 0, { timeoutMs: 1000 }),
-      'the temp file must be gone within 1 s',
+      await waitUntil(async () => (await staged(t)).length === 0, { timeoutMs: 1000 }),
+      'the staged upload (.part file or multipart upload) must be gone within 1 s',
     )
     assert.deepEqual(await rowsFor(t, meetingId), [])
     assert.deepEqual(await listIds(t, admin, meetingId), [])
@@ -167,7 +175,7 @@ describe('upload size caps (S33)', () => {
     assert.equal(response.status, 400)
     assert.equal(((await response.json()) as { code: string }).code, 'empty_upload')
     assert.deepEqual(await rowsFor(t, meetingId), [])
-    assert.deepEqual(await listFiles(tmpDirOf(t)), [])
+    assert.deepEqual(await staged(t), [])
   })
 
   test('answers 413 to a 2 MiB JSON body on a JSON route', async () => {
@@ -198,6 +206,7 @@ describe('upload integrity (S34)', () => {
   let admin: string
   let workDir: string
   let media: PaddedMedia
+  let large: PaddedMedia
 
   before(async () => {
     t = await startTestServer({ listen: true })
@@ -205,6 +214,7 @@ describe('upload integrity (S34)', () => {
     admin = await t.token('org-s34', ['org_admin'])
     workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-s34-'))
     media = await createPaddedMp4({ dir: workDir, sizeBytes: 5_000_000, marker: 's34' })
+    large = await createPaddedMp4({ dir: workDir, sizeBytes: 20 * MIB, marker: 's34-large' })
   })
   after(async () => {
     await t.close()
@@ -228,8 +238,8 @@ describe('upload integrity (S34)', () => {
     assert.equal(response.status, 400)
     assert.equal(((await response.json()) as { code: string }).code, 'digest_mismatch')
     assert.deepEqual(await rowsFor(t, meetingId), [])
-    assert.deepEqual(await listFiles(publishedDirOf(t)), [])
-    assert.deepEqual(await listFiles(tmpDirOf(t)), [])
+    assert.deepEqual(await published(t), [])
+    assert.deepEqual(await staged(t), [])
   })
 
   test('accepts a body matching its Content-Digest and stores that sha256', async () => {
@@ -249,25 +259,25 @@ describe('upload integrity (S34)', () => {
 
   test('keeps nothing from a body cut short: no row, temp file gone within 1 s', async () => {
     const meetingId = `m-${suffix()}`
-    const bytes = await fs.readFile(media.path)
+    const bytes = await fs.readFile(large.path)
     const socket = await connect(t.baseUrl)
     await writeAll(
       socket,
       requestHead('POST', `/recordings?meeting_id=${meetingId}`, {
         authorization: `Bearer ${recorder}`,
-        'content-length': 5_000_000,
+        'content-length': bytes.length,
       }),
     )
-    await writeAll(socket, bytes.subarray(0, 2_500_000))
+    await writeAll(socket, bytes.subarray(0, STAGED_AFTER_BYTES + MIB))
     assert.ok(
-      await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 1, { timeoutMs: 5000 }),
+      await waitUntil(async () => (await staged(t)).length === 1, { timeoutMs: 5000 }),
       'the upload should be under way',
     )
     socket.destroy()
 
     assert.ok(
-      await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 0, { timeoutMs: 1000 }),
-      'the temp file must be removed within 1 s',
+      await waitUntil(async () => (await staged(t)).length === 0, { timeoutMs: 1000 }),
+      'the staged upload (.part file or multipart upload) must be removed within 1 s',
     )
     assert.deepEqual(await rowsFor(t, meetingId), [])
     const health = await fetch(`${t.baseUrl}/healthz`)
@@ -320,17 +330,17 @@ describe('interrupted upload (B07)', () => {
     }
     assert.ok(polls >= 4)
     assert.ok(
-      await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 1, { timeoutMs: 5000 }),
-      'a .part file should exist while the upload runs',
+      await waitUntil(async () => (await staged(t)).length === 1, { timeoutMs: 5000 }),
+      'a staged upload (.part file or multipart upload) should exist while the upload runs',
     )
     socket.destroy()
 
     assert.ok(
-      await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 0, { timeoutMs: 1000 }),
-      'the .part file must be removed promptly',
+      await waitUntil(async () => (await staged(t)).length === 0, { timeoutMs: 1000 }),
+      'the staged upload must be removed promptly',
     )
     assert.deepEqual(await listIds(t, admin, meetingId), [])
-    assert.deepEqual(await listFiles(publishedDirOf(t)), [])
+    assert.deepEqual(await published(t), [])
     assert.deepEqual(await rowsFor(t, meetingId), [])
 
     const response = await fetch(`${t.baseUrl}/recordings?meeting_id=${meetingId}`, {
@@ -433,11 +443,7 @@ describe('recorder output and retries (B19, B20)', () => {
     assert.deepEqual(responses.map((r) => r.statusCode).sort(), [200, 201])
     assert.equal(responses[0]?.json().id, responses[1]?.json().id)
     assert.equal((await rowsFor(t, meetingId)).length, 1)
-    assert.equal(
-      (await listFiles(publishedDirOf(t))).filter((f) => f.endsWith(responses[0]?.json().id))
-        .length,
-      1,
-    )
+    assert.equal((await published(t)).filter((f) => f.endsWith(responses[0]?.json().id)).length, 1)
   })
 
   test('two concurrent uploads of the same bytes for one meeting without a key make one recording', async () => {
@@ -473,12 +479,13 @@ describe('idle uploads (S39)', () => {
         socket,
         requestHead('POST', `/recordings?meeting_id=${meetingId}`, {
           authorization: `Bearer ${recorder}`,
-          'content-length': 1_000_000,
+          'content-length': 20 * MIB,
         }),
       )
-      await writeAll(socket, head.subarray(0, 4096))
+      // The real start of a file, then zeros: enough for a multipart upload to begin on S3.
+      await writeAll(socket, Buffer.concat([head, Buffer.alloc(STAGED_AFTER_BYTES)]))
       assert.ok(
-        await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 1, {
+        await waitUntil(async () => (await staged(t)).length === 1, {
           timeoutMs: 1500,
         }),
         'the upload should have started',
@@ -489,8 +496,8 @@ describe('idle uploads (S39)', () => {
       socket.destroy()
     }
     assert.ok(
-      await waitUntil(async () => (await listFiles(tmpDirOf(t))).length === 0, { timeoutMs: 1000 }),
-      'the stalled upload’s temp file must be removed',
+      await waitUntil(async () => (await staged(t)).length === 0, { timeoutMs: 1000 }),
+      'the stalled upload’s staged bytes must be removed',
     )
     assert.deepEqual(await rowsFor(t, meetingId), [])
   })

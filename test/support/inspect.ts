@@ -1,55 +1,65 @@
-import path from 'node:path'
+import type { Kysely, Selectable } from 'kysely'
 
-import SqliteDatabase from 'better-sqlite3'
+import type { Config } from '../../src/config.js'
+import type { AuditEventsTable, Database, RecordingsTable } from '../../src/db/schema.js'
+import { openDatabase } from './state.js'
 
 /**
- * Read-only views of a test server's state, taken from outside the application: the audit
- * table and the recordings table as stored, and the log lines it wrote.
+ * Read-only views of a test server's state, taken from outside the HTTP API and the same way
+ * on SQLite and PostgreSQL: the audit table and the recordings table as stored (camelCase,
+ * through Kysely), and the log lines the server wrote.
  */
 
-export interface AuditRow {
-  at: number
-  org_id: string | null
-  actor: string | null
-  action: string
-  recording_id: string | null
-  outcome: string
-  client_ip: string | null
-  request_id: string | null
+export type AuditRow = Omit<Selectable<AuditEventsTable>, 'detail'> & {
   detail: Record<string, unknown> | null
 }
 
-function withDb<T>(dataDir: string, work: (db: SqliteDatabase.Database) => T): T {
-  const db = new SqliteDatabase(path.join(dataDir, 'recordings.db'), { readonly: true })
+export type RecordingRow = Selectable<RecordingsTable>
+
+/**
+ * Where to read: a server's configuration (the database is opened anew and closed after the
+ * read, for child-process servers) or an open Kysely instance (`t.server.db`, left open).
+ */
+export type StateSource = Readonly<Config> | Kysely<Database>
+
+async function withDb<T>(source: StateSource, work: (db: Kysely<Database>) => Promise<T>) {
+  if (!('storage' in source)) return work(source)
+  const db = openDatabase(source)
   try {
-    return work(db)
+    return await work(db)
   } finally {
-    db.close()
+    await db.destroy()
   }
 }
 
 /** Every audit row, oldest first. */
-export function readAuditRows(dataDir: string): AuditRow[] {
-  return withDb(dataDir, (db) =>
-    (db.prepare('SELECT * FROM audit_events ORDER BY id').all() as Record<string, unknown>[]).map(
-      (row) => ({
-        ...(row as unknown as AuditRow),
-        detail: row.detail ? JSON.parse(String(row.detail)) : null,
-      }),
-    ),
+export async function readAuditRows(source: StateSource): Promise<AuditRow[]> {
+  const rows = await withDb(source, (db) =>
+    db.selectFrom('auditEvents').selectAll().orderBy('id').execute(),
   )
+  return rows.map((row) => ({
+    ...row,
+    detail: row.detail ? (JSON.parse(row.detail) as Record<string, unknown>) : null,
+  }))
 }
 
-/** Audit rows written for one request id. */
-export function auditRowsFor(dataDir: string, requestId: string): AuditRow[] {
-  return readAuditRows(dataDir).filter((row) => row.request_id === requestId)
+/** Audit rows written for one request id, oldest first. */
+export async function auditRowsFor(source: StateSource, requestId: string): Promise<AuditRow[]> {
+  return (await readAuditRows(source)).filter((row) => row.requestId === requestId)
 }
 
 /** Every recordings row exactly as stored, ordered by id. */
-export function readRecordingRows(dataDir: string): Record<string, unknown>[] {
-  return withDb(
-    dataDir,
-    (db) => db.prepare('SELECT * FROM recordings ORDER BY id').all() as Record<string, unknown>[],
+export async function readRecordingRows(source: StateSource): Promise<RecordingRow[]> {
+  return withDb(source, (db) => db.selectFrom('recordings').selectAll().orderBy('id').execute())
+}
+
+/** One recordings row as stored, or undefined when there is none. */
+export async function readRecordingRow(
+  source: StateSource,
+  id: string,
+): Promise<RecordingRow | undefined> {
+  return withDb(source, (db) =>
+    db.selectFrom('recordings').selectAll().where('id', '=', id).executeTakeFirst(),
   )
 }
 

@@ -1,38 +1,62 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 
+import { corpusPath } from './corpus.js'
+
 const FREE_BOX_HEADER_BYTES = 16 // 32-bit size (= 1), type, 64-bit largesize
+const ZEROS = Buffer.alloc(1024 * 1024)
+
+export interface PaddedMedia {
+  path: string
+  sizeBytes: number
+  /** SHA-256 (hex) of the whole file. */
+  sha256: string
+}
 
 /**
- * Writes `source` (a real MP4) followed by one top-level `free` box in the 64-bit size form,
- * zero-padded up to `targetBytes`. The padding is made with ftruncate, so the file is sparse
- * and costs no disk space; it is still valid ISO-BMFF with the source's duration (F6/F7).
+ * A corpus MP4 (`source`, default `mp4ff_prog_8s.mp4`) followed by one top-level `free` box in
+ * the 64-bit size form, so that the whole file is `sizeBytes` long: still valid ISO-BMFF with
+ * the source's duration (F6/F7), but as big as a test needs, past 4 GiB too. `marker`, written
+ * at the start of the padding, makes files of equal size differ. The rest of the padding is
+ * made with ftruncate, so the file is sparse and costs no disk space; its hash is computed
+ * from memory, without reading the file back.
  */
 export async function createPaddedMp4(options: {
-  source: string
-  targetBytes: number
-  file: string
-}): Promise<string> {
-  const { source, targetBytes, file } = options
-  await fsp.copyFile(source, file)
-  const sourceBytes = (await fsp.stat(file)).size
-  const boxBytes = targetBytes - sourceBytes
-  if (boxBytes < FREE_BOX_HEADER_BYTES) throw new Error('target smaller than the source')
+  dir: string
+  sizeBytes: number
+  source?: string
+  marker?: string
+}): Promise<PaddedMedia> {
+  const { dir, sizeBytes } = options
+  const marker = options.marker ?? 'x'
+  const head = await fsp.readFile(corpusPath(options.source ?? 'mp4ff_prog_8s.mp4'))
+  const boxBytes = sizeBytes - head.length
+  if (boxBytes < FREE_BOX_HEADER_BYTES + Buffer.byteLength(marker)) {
+    throw new Error('target smaller than the source')
+  }
 
-  const header = Buffer.alloc(FREE_BOX_HEADER_BYTES)
-  header.writeUInt32BE(1, 0)
-  header.write('free', 4, 'latin1')
-  header.writeBigUInt64BE(BigInt(boxBytes), 8)
-  const handle = await fsp.open(file, 'r+')
+  const boxHeader = Buffer.alloc(FREE_BOX_HEADER_BYTES)
+  boxHeader.writeUInt32BE(1, 0)
+  boxHeader.write('free', 4, 'latin1')
+  boxHeader.writeBigUInt64BE(BigInt(boxBytes), 8)
+  const written = Buffer.concat([head, boxHeader, Buffer.from(marker)])
+  const file = path.join(dir, `padded-${sizeBytes}-${marker}.mp4`)
+  const handle = await fsp.open(file, 'w')
   try {
-    await handle.write(header, 0, header.length, sourceBytes)
-    await handle.truncate(targetBytes)
+    await handle.write(written)
+    await handle.truncate(sizeBytes)
   } finally {
     await handle.close()
   }
-  return file
+
+  const hash = createHash('sha256').update(written)
+  for (let left = sizeBytes - written.length; left > 0; left -= ZEROS.length) {
+    hash.update(ZEROS.subarray(0, Math.min(left, ZEROS.length)))
+  }
+  return { path: file, sizeBytes, sha256: hash.digest('hex') }
 }
 
 /** SHA-256 (hex) of a file, or of its inclusive byte range, read as a stream. */

@@ -70,9 +70,10 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     child,
     output: () => output,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
         child.kill('SIGTERM')
-        await new Promise((resolve) => child.once('exit', resolve))
+        await exited
       }
       await fs.rm(dataDir, { recursive: true, force: true })
     },

@@ -1,12 +1,22 @@
+import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  S3Client,
+} from '@aws-sdk/client-s3'
 import type { Kysely } from 'kysely'
 
 import type { Config } from '../../src/config.js'
 import { createDatabase } from '../../src/db/database.js'
 import type { Database } from '../../src/db/schema.js'
+import { recordingBlobKey } from '../../src/storage/keys.js'
+import { BACKEND } from './backend.js'
 
 /**
  * What a server left behind, read from outside the application and the same way on both
@@ -57,6 +67,62 @@ export async function listStagedUploads(config: Readonly<Config>): Promise<strin
   })
 }
 
+/** Whether the blob of recording `recordingId` is published (the key `keys.ts` makes for it). */
+export async function hasRecordingBlob(
+  config: Readonly<Config>,
+  recordingId: string,
+): Promise<boolean> {
+  return (await listBlobKeys(config)).includes(recordingBlobKey(recordingId))
+}
+
+/** The bytes of one published blob, or undefined when it does not exist. */
+export async function readBlob(config: Readonly<Config>, key: string): Promise<Buffer | undefined> {
+  const { storage } = config
+  if (storage.kind === 'file') {
+    return fs.readFile(path.join(storage.root, key)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined
+      throw error
+    })
+  }
+  return withS3(config, async (client) => {
+    try {
+      const object = await client.send(
+        new GetObjectCommand({ Bucket: storage.bucket, Key: storage.prefix + key }),
+      )
+      return Buffer.from((await object.Body?.transformToByteArray()) ?? [])
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+      if (error instanceof NoSuchKey || status?.httpStatusCode === 404) return undefined
+      throw error
+    }
+  })
+}
+
+/** Every published blob's key with the SHA-256 (hex) of its bytes: a snapshot to compare. */
+export async function readBlobSha256s(config: Readonly<Config>): Promise<Record<string, string>> {
+  const snapshot: Record<string, string> = {}
+  for (const key of await listBlobKeys(config)) {
+    const bytes = await readBlob(config, key)
+    snapshot[key] = bytes ? createHash('sha256').update(bytes).digest('hex') : 'gone'
+  }
+  return snapshot
+}
+
+/**
+ * Removes one published blob behind the server's back, as a lost disk or a bucket lifecycle
+ * rule would; removing a missing blob is not an error.
+ */
+export async function removeBlob(config: Readonly<Config>, key: string): Promise<void> {
+  const { storage } = config
+  if (storage.kind === 'file') {
+    await fs.rm(path.join(storage.root, key), { force: true })
+    return
+  }
+  await withS3(config, (client) =>
+    client.send(new DeleteObjectCommand({ Bucket: storage.bucket, Key: storage.prefix + key })),
+  )
+}
+
 /** The server's database, opened anew from its configuration; destroy it when done. */
 export function openDatabase(config: Readonly<Config>): Kysely<Database> {
   return createDatabase(config.database)
@@ -76,4 +142,14 @@ async function withS3<T>(config: Readonly<Config>, work: (client: S3Client) => P
   } finally {
     client.destroy()
   }
+}
+
+/** Test options for a case whose subject exists only in the embedded shape (SQLite + disk). */
+export function embeddedOnly(why: string): { skip: string | false } {
+  return { skip: BACKEND !== 'embedded' && `SQLite/disk only: ${why}` }
+}
+
+/** Test options for a case whose subject exists only in the scale-out shape (PostgreSQL + S3). */
+export function scaleoutOnly(why: string): { skip: string | false } {
+  return { skip: BACKEND !== 'scaleout' && `PostgreSQL/S3 only: ${why}` }
 }
