@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 
 import {
   createLocalJWKSet,
@@ -20,6 +20,10 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 // A real protected header (alg, typ, kid) is under 200 bytes; we never use x5c or jwk, so a
 // larger one only costs parsing time (S15).
 const MAX_HEADER_SEGMENT_CHARS = 2048
+// Verified tokens are remembered briefly, so a client making many requests with one token
+// pays for the signature check once a minute rather than on every request.
+const VERIFIED_CACHE_ENTRIES = 10_000
+const VERIFIED_CACHE_MS = 60_000
 
 type VerificationKey = Uint8Array | KeyObject | JWTVerifyGetKey
 
@@ -31,6 +35,7 @@ type VerificationKey = Uint8Array | KeyObject | JWTVerifyGetKey
 export class JoseTokenVerifier implements TokenVerifier {
   private readonly key: VerificationKey
   private readonly algorithms: string[]
+  private readonly verified = new Map<string, { principal: Principal; validUntilMs: number }>()
 
   constructor(
     private readonly config: AuthConfig,
@@ -47,12 +52,18 @@ export class JoseTokenVerifier implements TokenVerifier {
     } else {
       const text = key.kind === 'secret' ? key.secret : secret
       if (!text) throw new Error('an HMAC secret is required')
-      this.key = new TextEncoder().encode(text)
+      // A KeyObject is imported once; raw bytes would be re-imported on every verification.
+      this.key = createSecretKey(Buffer.from(text, 'utf8'))
       this.algorithms = config.algorithms ?? ['HS256']
     }
   }
 
   async verify(token: string): Promise<Principal> {
+    const nowMs = Date.now()
+    const cached = this.verified.get(token)
+    if (cached && nowMs < cached.validUntilMs) return cached.principal
+    if (cached) this.verified.delete(token)
+
     if (!isAcceptableCompactJws(token)) throw errors.invalidToken()
     let payload: JWTPayload
     try {
@@ -68,7 +79,23 @@ export class JoseTokenVerifier implements TokenVerifier {
     } catch (error) {
       throw this.translate(error)
     }
-    return this.principalFrom(payload)
+    const principal = this.principalFrom(payload)
+    this.remember(token, principal, payload, nowMs)
+    return principal
+  }
+
+  /** Caches a verified token no longer than it would stay valid (expiry and maximum age). */
+  private remember(token: string, principal: Principal, payload: JWTPayload, nowMs: number) {
+    const limits = [nowMs + VERIFIED_CACHE_MS]
+    if (typeof payload.exp === 'number') limits.push(payload.exp * 1000)
+    if (this.config.maxTokenAgeSeconds > 0 && typeof payload.iat === 'number') {
+      limits.push((payload.iat + this.config.maxTokenAgeSeconds) * 1000)
+    }
+    if (this.verified.size >= VERIFIED_CACHE_ENTRIES) {
+      const oldest = this.verified.keys().next()
+      if (!oldest.done) this.verified.delete(oldest.value)
+    }
+    this.verified.set(token, { principal, validUntilMs: Math.min(...limits) })
   }
 
   private principalFrom(payload: JWTPayload): Principal {

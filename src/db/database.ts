@@ -25,7 +25,7 @@ export function createDatabase(
   const dialect =
     config.kind === 'postgres'
       ? createPostgresDialect(config.url, onIdleError).dialect
-      : new SqliteDialect({ database: openSqlite(config.path) })
+      : new SqliteDialect({ database: withStatementCache(openSqlite(config.path)) })
   return new Kysely<Database>({ dialect, plugins: [new CamelCasePlugin()] })
 }
 
@@ -41,6 +41,33 @@ export function openSqlite(file: string): SqliteDatabase.Database {
   sqlite.pragma('wal_autocheckpoint = 1000')
   sqlite.pragma('journal_size_limit = 67108864')
   return sqlite
+}
+
+const STATEMENT_CACHE_ENTRIES = 256
+
+/**
+ * Kysely prepares every query anew; the same few statements run thousands of times a
+ * second, so prepared statements are kept by SQL text (a statement still iterating is
+ * `busy` and cannot be shared: a fresh one is prepared for that caller).
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database) {
+  const cache = new Map<string, SqliteDatabase.Statement>()
+  return {
+    close: () => sqlite.close(),
+    prepare(query: string) {
+      const cached = cache.get(query)
+      if (cached && !cached.busy) return cached
+      const statement = sqlite.prepare(query)
+      if (!cached) {
+        if (cache.size >= STATEMENT_CACHE_ENTRIES) {
+          const oldest = cache.keys().next()
+          if (!oldest.done) cache.delete(oldest.value)
+        }
+        cache.set(query, statement)
+      }
+      return statement
+    },
+  }
 }
 
 /** Applies every pending migration; throws with the failing migration's error. */
