@@ -22,7 +22,8 @@ export class UploadMeter extends Transform {
     private readonly maxBytes: number,
     private readonly sniff: (head: Uint8Array) => ContainerKind | null,
   ) {
-    super()
+    // Large buffers: the default 16 KiB would split each socket read into many tiny writes.
+    super({ highWaterMark: 1024 * 1024 })
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
