@@ -39,16 +39,11 @@ export async function createServer(
   logger: Logger,
   clock: Clock = systemClock,
 ): Promise<Server> {
+  await migrate(config)
+  const blobs = await createBlobStore(config)
   const db = createDatabase(config.database, (error) =>
     logger.warn({ err: error, module: 'db' }, 'idle database connection lost'),
   )
-  try {
-    await migrateToLatest(db, config.database.kind)
-  } catch (error) {
-    await db.destroy()
-    throw error
-  }
-  const blobs = await createBlobStore(config)
   const secret =
     config.auth.key.kind === 'generated-secret'
       ? await loadOrCreateSigningSecret(config.dataDir)
@@ -111,6 +106,16 @@ export async function createServer(
       await prober.close()
       await db.destroy()
     },
+  }
+}
+
+/** Applies pending migrations on a connection of their own, without statement time limits. */
+async function migrate(config: Readonly<Config>): Promise<void> {
+  const db = createDatabase(config.database, undefined, { purpose: 'migrate' })
+  try {
+    await migrateToLatest(db, config.database.kind)
+  } finally {
+    await db.destroy()
   }
 }
 

@@ -74,7 +74,7 @@ program
   .description('apply database migrations and exit (serve also does this at start)')
   .action(async () => {
     const config = configOrExit()
-    const db = createDatabase(config.database)
+    const db = createDatabase(config.database, undefined, { purpose: 'migrate' })
     try {
       for (const line of await migrateToLatest(db, config.database.kind))
         process.stderr.write(`${line}\n`)

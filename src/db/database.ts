@@ -6,7 +6,7 @@ import { CamelCasePlugin, Kysely, Migrator, SqliteDialect } from 'kysely'
 
 import type { DatabaseConfig } from '../config.js'
 import { migrationProvider, type SqlDialect } from './migrations.js'
-import { createPostgresDialect } from './postgres.js'
+import { createPostgresDialect, SERVING_STATEMENT_TIMEOUT_MS } from './postgres.js'
 import type { Database } from './schema.js'
 
 // better-sqlite3 blocks the event loop while it waits for a lock, so each wait is short;
@@ -21,10 +21,15 @@ export const SQLITE_BUSY_TIMEOUT_MS = 200
 export function createDatabase(
   config: DatabaseConfig,
   onIdleError: (error: Error) => void = () => undefined,
+  options: { purpose?: 'serve' | 'migrate' } = {},
 ): Kysely<Database> {
   const dialect =
     config.kind === 'postgres'
-      ? createPostgresDialect(config.url, onIdleError).dialect
+      ? createPostgresDialect(
+          config.url,
+          onIdleError,
+          options.purpose === 'migrate' ? 0 : SERVING_STATEMENT_TIMEOUT_MS,
+        ).dialect
       : new SqliteDialect({ database: withStatementCache(openSqlite(config.path)) })
   return new Kysely<Database>({ dialect, plugins: [new CamelCasePlugin()] })
 }

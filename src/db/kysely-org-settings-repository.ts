@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 
-import { errors, isAppError } from '../errors.js'
-import { isBusyError, retryWhileBusy } from './busy-retry.js'
+import { retryWhileBusy } from './busy-retry.js'
+import { translateDatabaseError } from './database-errors.js'
 import type { OrgSettingsRepository } from './org-settings-repository.js'
 import type { Database } from './schema.js'
 
@@ -63,8 +63,6 @@ async function guard<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await retryWhileBusy(work)
   } catch (error) {
-    if (isAppError(error)) throw error
-    if (isBusyError(error)) throw errors.serviceUnavailable(error)
-    throw error
+    throw translateDatabaseError(error)
   }
 }

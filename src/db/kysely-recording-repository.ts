@@ -1,7 +1,8 @@
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely'
 
-import { errors, isAppError } from '../errors.js'
-import { isBusyError, retryWhileBusy } from './busy-retry.js'
+import { errors } from '../errors.js'
+import { retryWhileBusy } from './busy-retry.js'
+import { translateDatabaseError } from './database-errors.js'
 import type { SqlDialect } from './migrations.js'
 import type {
   InsertOutcome,
@@ -350,13 +351,4 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 /** Lock contention and lost connections are transient: 503 with Retry-After, not 500. */
-function translate(error: unknown): unknown {
-  if (isAppError(error)) return error
-  if (isBusyError(error)) return errors.serviceUnavailable(error)
-  const code = String((error as { code?: unknown } | undefined)?.code ?? '')
-  if (code === 'SQLITE_FULL') return errors.insufficientStorage(error)
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03'].includes(code)) {
-    return errors.serviceUnavailable(error)
-  }
-  return error
-}
+const translate = translateDatabaseError

@@ -5,7 +5,9 @@ const INT8_OID = 20
 const NUMERIC_OID = 1700
 const POOL_SIZE = 10
 const CONNECT_TIMEOUT_MS = 5000 // pg waits for ever by default
-const STATEMENT_TIMEOUT_MS = 30_000
+// A request must fail with 503 within ~10 s when the database hangs (S47), so serving
+// statements are short; migrations pass 0 (no limit) since an index build may take minutes.
+export const SERVING_STATEMENT_TIMEOUT_MS = 8000
 
 /**
  * Kysely's PostgreSQL dialect over a `pg` pool with the settings a server needs: bounded
@@ -16,14 +18,15 @@ const STATEMENT_TIMEOUT_MS = 30_000
 export function createPostgresDialect(
   url: string,
   onIdleError: (error: Error) => void,
+  statementTimeoutMs = SERVING_STATEMENT_TIMEOUT_MS,
 ): { dialect: PostgresDialect; pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: url,
     max: POOL_SIZE,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
-    statement_timeout: STATEMENT_TIMEOUT_MS,
-    query_timeout: STATEMENT_TIMEOUT_MS + 1000,
+    statement_timeout: statementTimeoutMs || undefined,
+    query_timeout: statementTimeoutMs ? statementTimeoutMs + 1000 : undefined,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === INT8_OID || oid === NUMERIC_OID

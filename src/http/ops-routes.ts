@@ -42,7 +42,10 @@ export const opsRoutes: FastifyPluginAsync<AppDeps & { metrics: Registry }> = as
   }))
 
   app.get('/readyz', { schema: { ...hidden, summary: 'Readiness' } }, async (request, reply) => {
-    const checks = await Promise.allSettled([deps.repository.ping(), deps.blobs.ping()])
+    const checks = await Promise.allSettled([
+      withDeadline(deps.repository.ping(), READY_CHECK_TIMEOUT_MS),
+      withDeadline(deps.blobs.ping(), READY_CHECK_TIMEOUT_MS),
+    ])
     const [database, storage] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unavailable'))
     const ready = database === 'ok' && storage === 'ok'
     if (!ready) {
@@ -60,4 +63,14 @@ export const opsRoutes: FastifyPluginAsync<AppDeps & { metrics: Registry }> = as
     { schema: { ...hidden, summary: 'Prometheus metrics' } },
     async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   )
+}
+
+const READY_CHECK_TIMEOUT_MS = 2000 // a hung dependency is "not ready", not a hung probe
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
 }
