@@ -208,7 +208,8 @@ describe('the audit trail', () => {
     const midway = new Date().toISOString()
     await new Promise((resolve) => setTimeout(resolve, 5)) // distinct milliseconds
     await call(org, '/recordings?limit=3')
-    const env = { ...process.env, DATA_DIR: t.dataDir }
+    // The server's own settings: the same database (and data directory) on either backend.
+    const env = { ...process.env, ...t.env }
     const all = await run(process.execPath, [CLI, 'audit', 'export', '--org', org], { env })
     const lines = all.stdout
       .trim()
@@ -234,7 +235,8 @@ describe('the audit trail', () => {
 
   test('wcr-recordings org set-retention changes what the org’s admins read', async () => {
     const org = `org-${suffix()}`
-    const env = { ...process.env, DATA_DIR: t.dataDir }
+    // The server's own settings: the same database (and data directory) on either backend.
+    const env = { ...process.env, ...t.env }
     const set = await run(process.execPath, [CLI, 'org', 'set-retention', org, '90d'], { env })
     assert.equal(JSON.parse(set.stdout).retention_seconds, 90 * 86_400)
     const read = await call(org, '/retention')

@@ -10,8 +10,9 @@ import { corpusPath } from '../support/corpus.js'
 import { readRecordingRows } from '../support/inspect.js'
 import { CLI, startServerProcess } from '../support/process-server.js'
 import { SMALL_MP4 } from '../support/requests.js'
+import { hasRecordingBlob } from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
-import { listFiles, waitUntil } from '../support/wait.js'
+import { waitUntil } from '../support/wait.js'
 
 const run = promisify(execFile)
 const DAY_MS = 86_400_000
@@ -289,7 +290,8 @@ for (const zone of ['Pacific/Kiritimati', 'America/Los_Angeles']) {
         assert.equal(json.created_at, createdAt)
         ids.push(json.id)
       }
-      const rows = await readRecordingRows(loadConfig(server.env))
+      const config = loadConfig(server.env)
+      const rows = await readRecordingRows(config)
       for (const [i, id] of ids.entries()) {
         const row = rows.find((r) => r.id === id)
         assert.equal(row?.createdAt, Date.parse(createdAts[i] as string))
@@ -305,10 +307,13 @@ for (const zone of ['Pacific/Kiritimati', 'America/Los_Angeles']) {
         return json.recordings.map((r) => r.id)
       }
       const gone = await waitUntil(
-        async () => !(await listFiles(server.dataDir)).some((f) => f.endsWith(ids[0] as string)),
-        { timeoutMs: 15_000, intervalMs: 200 },
+        async () => !(await hasRecordingBlob(config, ids[0] as string)),
+        {
+          timeoutMs: 15_000,
+          intervalMs: 200,
+        },
       )
-      assert.ok(gone, 'the expired recording’s file was deleted')
+      assert.ok(gone, 'the expired recording’s blob (file or object) was deleted')
       assert.deepEqual(await listed(), [ids[2], ids[1]])
       assert.ok(Date.now() < (nowS + 3600) * 1000, 'the kept one was not due yet')
     } finally {

@@ -3,12 +3,15 @@ import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import http from 'node:http'
+import os from 'node:os'
 import path from 'node:path'
+import { finished } from 'node:stream/promises'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 
 import { CompiledQuery, type KyselyPlugin, type RootOperationNode } from 'kysely'
 
+import { loadConfig } from '../../src/config.js'
 import { KyselyAuditLog } from '../../src/db/kysely-audit-log.js'
 import { KyselyRecordingRepository } from '../../src/db/kysely-recording-repository.js'
 import type { RecordingRepository } from '../../src/db/recording-repository.js'
@@ -18,8 +21,16 @@ import { Sweeper } from '../../src/recordings/sweeper.js'
 import type { BlobStore } from '../../src/storage/blob-store.js'
 import { recordingBlobKey } from '../../src/storage/keys.js'
 import { corpusPath } from '../support/corpus.js'
+import { createNoisyMp4 } from '../support/noisy-mp4.js'
 import { CLI, startServerProcess } from '../support/process-server.js'
 import { SMALL_MP4 } from '../support/requests.js'
+import {
+  hasRecordingBlob,
+  listBlobKeys,
+  listStagedUploads,
+  stageUnfinishedUpload,
+  writeBlob,
+} from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
 import { waitUntil } from '../support/wait.js'
 
@@ -103,11 +114,9 @@ describe('the sweeper over HTTP with RETENTION=3s and SWEEP_INTERVAL_SECONDS=1',
       assert.equal(expiry?.actor, 'system:sweeper')
       assert.equal(expiry?.orgId, org)
     }
-    assert.ok(
-      !(await fs.readdir(path.join(t.dataDir, 'blobs', 'recordings'), { recursive: true })).some(
-        (name) => gone.some((r) => String(name).includes(r.id)),
-      ),
-    )
+    // Seen from outside the server too: no file (or object) of theirs is left.
+    const keys = await listBlobKeys(t.config)
+    assert.ok(!keys.some((key) => gone.some((r) => key.includes(r.id))), keys.join('\n'))
 
     // The held one is past its expiry yet downloadable, byte for byte.
     const download = await t.server.app.inject({
@@ -146,7 +155,7 @@ describe('deletion steps, failures and crashes (injected clock)', () => {
   let audit: KyselyAuditLog
   before(async () => {
     t = await startTestServer({ clock, env: { RETENTION: '1d' } })
-    repository = new KyselyRecordingRepository(t.server.db)
+    repository = new KyselyRecordingRepository(t.server.db, t.config.database.kind)
     audit = new KyselyAuditLog(t.server.db, clock)
   })
   after(() => t.close())
@@ -252,11 +261,17 @@ describe('deletion steps, failures and crashes (injected clock)', () => {
   test('a DELETE whose row removal fails is finished by the sweeper too', async () => {
     const org = `org-${suffix()}`
     const recording = await upload(t, org)
-    if (t.config.database.kind !== 'sqlite') return // the trigger below is SQLite's syntax
     // A trigger refuses the DELETE of the row, as a database failure at that step would.
     const { sql } = await import('kysely')
-    await sql`create trigger refuse_delete before delete on recordings
-      begin select raise(abort, 'injected'); end`.execute(t.server.db)
+    if (t.config.database.kind === 'sqlite') {
+      await sql`create trigger refuse_delete before delete on recordings
+        begin select raise(abort, 'injected'); end`.execute(t.server.db)
+    } else {
+      await sql`create function refuse_delete() returns trigger language plpgsql
+        as $$ begin raise exception 'injected'; end $$`.execute(t.server.db)
+      await sql`create trigger refuse_delete before delete on recordings
+        for each row execute function refuse_delete()`.execute(t.server.db)
+    }
     try {
       const response = await t.server.app.inject({
         method: 'DELETE',
@@ -265,7 +280,12 @@ describe('deletion steps, failures and crashes (injected clock)', () => {
       })
       assert.equal(response.statusCode, 204)
     } finally {
-      await sql`drop trigger refuse_delete`.execute(t.server.db)
+      if (t.config.database.kind === 'sqlite') {
+        await sql`drop trigger refuse_delete`.execute(t.server.db)
+      } else {
+        await sql`drop trigger refuse_delete on recordings`.execute(t.server.db)
+        await sql`drop function refuse_delete()`.execute(t.server.db)
+      }
     }
     assert.equal(await status(t, org, `/recordings/${recording.id}`), 404)
     assert.equal((await rowOf(t, recording.id))?.state, 'deleting')
@@ -274,10 +294,14 @@ describe('deletion steps, failures and crashes (injected clock)', () => {
     assert.equal(await rowOf(t, recording.id), undefined)
   })
 
-  test('the claim reads the partial expiry index, not the table (EXPLAIN QUERY PLAN)', async () => {
+  test('the claim reads the partial expiry index, not the table (EXPLAIN)', async () => {
     const now = clock.nowMs
-    // Enough unexpired rows beside the expired ones that a scan would be visible.
-    const rows = Array.from({ length: 2000 }, (_, i) => {
+    const dialect = t.config.database.kind
+    // Enough unexpired rows beside the expired ones that a scan would be visible. PostgreSQL's
+    // planner rightly prefers one sequential pass over a few thousand rows to 20 index
+    // lookups for the outer UPDATE, so it gets a table where that choice would be costly.
+    const rowCount = dialect === 'sqlite' ? 2000 : 20_000
+    const rows = Array.from({ length: rowCount }, (_, i) => {
       const id = createRecordingId(now - i)
       return {
         id,
@@ -300,44 +324,66 @@ describe('deletion steps, failures and crashes (injected clock)', () => {
         claimedUntil: null,
       }
     })
-    for (let i = 0; i < rows.length; i += 200) {
-      await t.server.db
-        .insertInto('recordings')
-        .values(rows.slice(i, i + 200))
-        .execute()
-    }
-    await t.server.db.executeQuery(CompiledQuery.raw('analyze'))
-
-    const captured: CompiledQuery[] = []
     const db = t.server.db
-    const plugin: KyselyPlugin = {
-      transformQuery: (args) => {
-        captured.push(db.getExecutor().compileQuery(args.node as RootOperationNode, args.queryId))
-        return args.node
-      },
-      transformResult: async (args) => args.result,
-    }
-    const spy = new KyselyRecordingRepository(db.withPlugin(plugin))
-    await spy.claimForDeletion({ nowMs: now, leaseUntilMs: now + 1, limit: 500 })
-    await spy.releaseClaims(rows.slice(0, 20).map((r) => r.id))
-    assert.equal(captured.length >= 2, true)
-    for (const query of captured.filter((q) => /^update/i.test(q.sql))) {
-      const plan = await db.executeQuery<{ detail: string }>(
-        CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+    try {
+      for (let i = 0; i < rows.length; i += 200) {
+        await db
+          .insertInto('recordings')
+          .values(rows.slice(i, i + 200))
+          .execute()
+      }
+      await db.executeQuery(CompiledQuery.raw('analyze'))
+
+      const captured: CompiledQuery[] = []
+      const plugin: KyselyPlugin = {
+        transformQuery: (args) => {
+          captured.push(db.getExecutor().compileQuery(args.node as RootOperationNode, args.queryId))
+          return args.node
+        },
+        transformResult: async (args) => args.result,
+      }
+      const spy = new KyselyRecordingRepository(db.withPlugin(plugin), dialect)
+      await spy.claimForDeletion({ nowMs: now, leaseUntilMs: now + 1, limit: 500 })
+      await spy.releaseClaims(rows.slice(0, 20).map((r) => r.id))
+      assert.equal(captured.length >= 2, true)
+
+      // The plan as text lines: SQLite's EXPLAIN QUERY PLAN details, PostgreSQL's EXPLAIN.
+      const planOf = async (query: CompiledQuery): Promise<string[]> => {
+        if (dialect === 'sqlite') {
+          const plan = await db.executeQuery<{ detail: string }>(
+            CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+          )
+          return plan.rows.map((row) => row.detail)
+        }
+        const plan = await db.executeQuery<{ 'QUERY PLAN': string }>(
+          CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
+        )
+        return plan.rows.map((row) => row['QUERY PLAN'])
+      }
+      const scansTable = (lines: string[]) =>
+        lines.some((line) =>
+          dialect === 'sqlite'
+            ? /^SCAN recordings$/.test(line)
+            : /Seq Scan on recordings\b/.test(line),
+        )
+
+      const updates = captured.filter((q) => /^update/i.test(q.sql))
+      assert.ok(updates.length >= 2, 'both claims and the release ran as UPDATEs')
+      for (const query of updates) {
+        const plan = await planOf(query)
+        assert.ok(!scansTable(plan), `${query.sql}\n${plan.join('\n')}`)
+      }
+      const expiredClaim = captured.find((q) => q.sql.includes("'active'"))
+      assert.ok(expiredClaim, 'the expired-rows claim ran')
+      const plan = await planOf(expiredClaim)
+      assert.ok(
+        plan.some((line) => line.includes('recordings_sweep')),
+        `${expiredClaim.sql}\n${plan.join('\n')}`,
       )
-      const details = plan.rows.map((row) => row.detail)
-      assert.ok(!details.some((d) => /^SCAN recordings$/.test(d)), details.join('\n'))
+    } finally {
+      // Left behind, these rows would expire under the next tests' clock.
+      await db.deleteFrom('recordings').where('orgId', '=', 'org-plan').execute()
     }
-    const expiredPlan = captured.find((q) => q.sql.includes("'active'"))
-    assert.ok(expiredPlan, 'the expired-rows claim ran')
-    const plan = await db.executeQuery<{ detail: string }>(
-      CompiledQuery.raw(`explain query plan ${expiredPlan.sql}`, [...expiredPlan.parameters]),
-    )
-    assert.ok(
-      plan.rows.some((row) => row.detail.includes('recordings_sweep')),
-      plan.rows.map((r) => r.detail).join('\n'),
-    )
-    await t.server.db.deleteFrom('recordings').where('orgId', '=', 'org-plan').execute()
   })
 
   test('a claim batch is deleted with one DELETE statement and one audit insert', async () => {
@@ -357,7 +403,7 @@ describe('deletion steps, failures and crashes (injected clock)', () => {
     }
     const spied = db.withPlugin(plugin)
     const sweeper = new Sweeper({
-      recordings: new KyselyRecordingRepository(spied),
+      recordings: new KyselyRecordingRepository(spied, t.config.database.kind),
       audit: new KyselyAuditLog(spied, clock),
       blobs: t.server.blobs,
       clock,
@@ -378,44 +424,63 @@ describe('reconciliation and work in progress', () => {
   after(() => t.close())
 
   test('orphan blobs and abandoned staged uploads past the grace period go; fresh ones stay', async () => {
-    const root = path.join(t.dataDir, 'blobs')
-    const oldTime = new Date(Date.now() - 2 * 3600_000)
-    const write = async (key: string, old: boolean) => {
-      const file = path.join(root, key)
-      await fs.mkdir(path.dirname(file), { recursive: true })
-      await fs.writeFile(file, 'orphan bytes')
-      if (old) await fs.utimes(file, oldTime, oldTime)
+    const graceMs = 3600_000
+    const bytes = Buffer.from('orphan bytes')
+    const publish = async (key: string) => {
+      const staged = await t.server.blobs.beginUpload(key)
+      staged.sink.end(bytes)
+      await finished(staged.sink, { readable: false })
+      await staged.finish()
+      await staged.publish()
     }
-    const oldOrphan = recordingBlobKey(createRecordingId())
-    const freshOrphan = recordingBlobKey(createRecordingId())
-    const stranger = 'recordings/zz/not-a-recording'
-    await write(oldOrphan, true)
-    await write(freshOrphan, false)
-    await write(stranger, true)
-    await write('tmp/abandoned.part', true)
-    await write('tmp/recent.part', false)
-    const kept = await upload(t, 'org-reconcile')
-    const keptFile = path.join(root, recordingBlobKey(kept.id))
-    await fs.utimes(keptFile, oldTime, oldTime)
 
-    const report = await t.server.sweeper.sweep({ reconcile: true })
+    // Old: written before `cutoffMs`. S3 stamps objects and uploads to the second, so the
+    // cutoff is a whole second at least a second after the last old write.
+    const oldOrphan = recordingBlobKey(createRecordingId())
+    const stranger = 'recordings/zz/not-a-recording'
+    await publish(oldOrphan)
+    await writeBlob(t.config, stranger, bytes)
+    const abandoned = await stageUnfinishedUpload(t.config, recordingBlobKey(createRecordingId()))
+    const kept = await upload(t, 'org-reconcile')
+    const cutoffMs = (Math.floor(Date.now() / 1000) + 2) * 1000
+    await new Promise((resolve) => setTimeout(resolve, cutoffMs - Date.now() + 10))
+
+    // Fresh: written after it.
+    const freshOrphan = recordingBlobKey(createRecordingId())
+    await publish(freshOrphan)
+    const recent = await stageUnfinishedUpload(t.config, recordingBlobKey(createRecordingId()))
+    assert.deepEqual(await listStagedUploads(t.config), [abandoned, recent].sort())
+
+    // The server's sweeper, seen from one grace period after the cutoff (file and object
+    // times are wall-clock time; this is the option the sweeper has for moving it).
+    const sweeper = new Sweeper({
+      recordings: new KyselyRecordingRepository(t.server.db, t.config.database.kind),
+      audit: new KyselyAuditLog(t.server.db, Date.now),
+      blobs: t.server.blobs,
+      clock: Date.now,
+      graceMs,
+      wallClock: () => cutoffMs + graceMs,
+    })
+    const report = await sweeper.sweep({ reconcile: true })
+    assert.deepEqual(report.errors, [])
     assert.equal(report.orphanBlobs, 1)
     assert.equal(report.staleUploads, 1)
-    const exists = (file: string) =>
-      fs.access(path.join(root, file)).then(
-        () => true,
-        () => false,
-      )
-    assert.equal(await exists(oldOrphan), false)
-    assert.equal(await exists(freshOrphan), true)
-    assert.equal(await exists(stranger), true, 'a file that is not ours is left alone')
-    assert.equal(await exists('tmp/abandoned.part'), false)
-    assert.equal(await exists('tmp/recent.part'), true)
-    assert.equal(await exists(recordingBlobKey(kept.id)), true)
+    const keys = await listBlobKeys(t.config)
+    assert.equal(keys.includes(oldOrphan), false)
+    assert.equal(keys.includes(freshOrphan), true)
+    assert.equal(keys.includes(stranger), true, 'a blob that is not ours is left alone')
+    assert.equal(await hasRecordingBlob(t.config, kept.id), true)
+    assert.deepEqual(await listStagedUploads(t.config), [recent])
+    assert.equal(await status(t, 'org-reconcile', new URL(kept.url).pathname), 200)
   })
 
   test('an upload in progress is never touched by the sweeper', async () => {
-    const body = await fs.readFile(corpusPath(BIG))
+    // Big enough that S3 gets a multipart upload (8 MiB parts) before the body is complete.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-wip-'))
+    const source = await createNoisyMp4({ dir, sizeBytes: 20 * 1024 * 1024 })
+    const body = await fs.readFile(source.path)
+    await fs.rm(dir, { recursive: true, force: true })
+    const before = new Set(await listStagedUploads(t.config)) // e.g. the previous test's
     const token = await t.token('org-wip', ['recorder'])
     const { port } = new URL(t.baseUrl)
     let resolveResponse: (value: { status: number; body: string }) => void = () => undefined
@@ -434,13 +499,15 @@ describe('reconciliation and work in progress', () => {
     })
     const half = Math.floor(body.length / 2)
     request.write(body.subarray(0, half))
-    const tmp = path.join(t.dataDir, 'blobs', 'tmp')
+    const ours = async () => (await listStagedUploads(t.config)).filter((u) => !before.has(u))
     assert.ok(
-      await waitUntil(async () => (await fs.readdir(tmp)).length > 0, { timeoutMs: 5000 }),
+      await waitUntil(async () => (await ours()).length > 0, { timeoutMs: 10_000, intervalMs: 50 }),
       'the upload is staged',
     )
+    const staged = await listStagedUploads(t.config)
     const report = await t.server.sweeper.sweep({ reconcile: true })
     assert.equal(report.staleUploads, 0)
+    assert.deepEqual(await listStagedUploads(t.config), staged, 'still staged, untouched')
     request.end(body.subarray(half))
     const response = await responded
     assert.equal(response.status, 201, response.body)
@@ -500,8 +567,8 @@ test('wcr-recordings sweep runs one pass and prints what it did as JSON', async 
     })
     assert.equal(response.status, 201)
     const { id } = (await response.json()) as { id: string }
-    const file = path.join(server.dataDir, 'blobs', recordingBlobKey(id))
-    await fs.access(file)
+    const config = loadConfig(server.env)
+    assert.ok(await hasRecordingBlob(config, id), 'the blob (file or object) was stored')
     await new Promise((resolve) => setTimeout(resolve, 2500)) // retention is wall-clock time here
 
     const { stdout } = await cli('sweep')
@@ -509,7 +576,7 @@ test('wcr-recordings sweep runs one pass and prints what it did as JSON', async 
     assert.equal(report.expired, 1)
     assert.deepEqual(report.errors, [])
     assert.equal(report.reconciled, true)
-    await assert.rejects(fs.access(file))
+    assert.equal(await hasRecordingBlob(config, id), false)
   } finally {
     await server.stop()
   }

@@ -1,14 +1,17 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
 import {
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   NoSuchKey,
+  PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3'
 import type { Kysely } from 'kysely'
 
@@ -121,6 +124,64 @@ export async function removeBlob(config: Readonly<Config>, key: string): Promise
   await withS3(config, (client) =>
     client.send(new DeleteObjectCommand({ Bucket: storage.bucket, Key: storage.prefix + key })),
   )
+}
+
+/**
+ * Writes `bytes` at `key` behind the server's back, as another program sharing the disk or
+ * the bucket would (a file under the root, or an object under the prefix).
+ */
+export async function writeBlob(
+  config: Readonly<Config>,
+  key: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const { storage } = config
+  if (storage.kind === 'file') {
+    const file = path.join(storage.root, key)
+    await fs.mkdir(path.dirname(file), { recursive: true })
+    await fs.writeFile(file, bytes)
+    return
+  }
+  await withS3(config, (client) =>
+    client.send(
+      new PutObjectCommand({ Bucket: storage.bucket, Key: storage.prefix + key, Body: bytes }),
+    ),
+  )
+}
+
+/**
+ * Leaves an upload of `key` staged and unfinished, as a server that crashed mid-upload does:
+ * a `.part` file under `tmp/`, or a multipart upload with one part. Returns its name as
+ * `listStagedUploads` shows it.
+ */
+export async function stageUnfinishedUpload(
+  config: Readonly<Config>,
+  key: string,
+  bytes: Uint8Array = Buffer.from('staged bytes'),
+): Promise<string> {
+  const { storage } = config
+  if (storage.kind === 'file') {
+    const name = `${randomUUID()}.part`
+    await fs.mkdir(path.join(storage.root, 'tmp'), { recursive: true })
+    await fs.writeFile(path.join(storage.root, 'tmp', name), bytes)
+    return name
+  }
+  return withS3(config, async (client) => {
+    const objectKey = storage.prefix + key
+    const { UploadId } = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: storage.bucket, Key: objectKey }),
+    )
+    await client.send(
+      new UploadPartCommand({
+        Bucket: storage.bucket,
+        Key: objectKey,
+        UploadId,
+        PartNumber: 1,
+        Body: bytes,
+      }),
+    )
+    return `${objectKey}#${UploadId}`
+  })
 }
 
 /** The server's database, opened anew from its configuration; destroy it when done. */

@@ -15,6 +15,11 @@ export interface TestServer {
   server: Server
   config: Readonly<Config>
   dataDir: string
+  /**
+   * The exact environment given to `loadConfig`, for CLI commands that must reach the same
+   * database and storage (add `process.env` for PATH and the like).
+   */
+  env: Record<string, string>
   /** Base URL when started with `listen: true`. */
   baseUrl: string
   /** Every log line written so far, raw JSON text. */
@@ -35,12 +40,13 @@ export async function startTestServer(
   options: { env?: Record<string, string>; listen?: boolean; clock?: Clock; dataDir?: string } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'wcr-test-')))
-  const config = loadConfig({
+  const env: Record<string, string> = {
     DATA_DIR: dataDir,
     LOG_LEVEL: 'debug',
     ...(await backendEnv()),
     ...options.env,
-  })
+  }
+  const config = loadConfig(env)
   const logs: string[] = []
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -66,6 +72,7 @@ export async function startTestServer(
     server,
     config,
     dataDir,
+    env,
     baseUrl,
     logs,
     token: (orgId, permissions = ['org_admin'], extra = {}) =>
