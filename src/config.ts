@@ -102,6 +102,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
     const parsed = safeUrl(publicUrl)
     if (parsed === undefined || !['http:', 'https:'].includes(parsed.protocol)) {
       publicUrl = fail('PUBLIC_URL', 'must be an absolute http(s) URL')
+    } else if (parsed.search !== '' || parsed.hash !== '' || parsed.username !== '') {
+      publicUrl = fail('PUBLIC_URL', 'must have no query, fragment or credentials')
     } else {
       publicUrl = parsed.href.replace(/\/+$/, '')
     }
@@ -144,7 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
 
   const retentionSeconds =
     parseDurationSeconds(read('RETENTION') ?? '30d') ??
-    fail('RETENTION', 'must be a duration such as 30d, 12h, 90s')
+    fail('RETENTION', 'must be a duration with a unit, such as 30d, 12h, 90s')
   const sweepIntervalSeconds =
     parseInteger(read('SWEEP_INTERVAL_SECONDS') ?? '60', 1, 86_400) ??
     fail('SWEEP_INTERVAL_SECONDS', 'must be 1..86400')
@@ -324,11 +326,14 @@ const DURATION_UNITS_SECONDS: Record<string, number> = {
   w: 604_800,
 }
 
-/** Parses `90s`, `15m`, `12h`, `30d`, `2w` (or a bare number of seconds); undefined when invalid. */
+/**
+ * Parses `90s`, `15m`, `12h`, `30d`, `2w`; undefined when invalid. The unit is required: a
+ * bare `30` meant as days but read as seconds would delete a month of recordings at once.
+ */
 export function parseDurationSeconds(text: string): number | undefined {
-  const match = /^(\d{1,9})\s*([smhdw]?)$/.exec(text.trim())
-  if (!match?.[1]) return undefined
-  const seconds = Number(match[1]) * (DURATION_UNITS_SECONDS[match[2] || 's'] ?? 1)
+  const match = /^(\d{1,9})\s*([smhdw])$/.exec(text.trim())
+  if (!match?.[1] || !match[2]) return undefined
+  const seconds = Number(match[1]) * (DURATION_UNITS_SECONDS[match[2]] ?? 1)
   return seconds > 0 ? seconds : undefined
 }
 

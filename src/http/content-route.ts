@@ -38,13 +38,21 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       tags: ['recordings'],
       security: [{ bearer: [] }],
       params: ContentParamsSchema,
-      response: problemResponses(401, 403, 404, 412, 416, 503),
+      response: {
+        200: { description: 'The whole recording', type: 'string', format: 'binary' },
+        206: { description: 'One byte range (Content-Range)', type: 'string', format: 'binary' },
+        302: { description: 'DOWNLOAD_MODE=redirect: a short-lived presigned URL', type: 'null' },
+        304: { description: 'Not modified (If-None-Match / If-Modified-Since)', type: 'null' },
+        ...problemResponses(401, 403, 404, 412, 416, 503),
+      },
     },
     handler: async (request, reply) => {
       const { file } = request.params as { file: string }
       if (!CONTENT_FILE.test(file)) throw errors.notFound()
       const context = contextOf(request)
       const record = await findRecording(deps.recordings, context, request.params)
+      // `content` or `content.<its own extension>`: one URL per recording, nothing else.
+      if (file !== 'content' && file !== `content.${record.extension}`) throw errors.notFound()
 
       setValidatorHeaders(reply, record)
       const conditional = evaluateConditionals(request.headers, etagOf(record), record.uploadedAt)

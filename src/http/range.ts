@@ -11,7 +11,8 @@ export type RangeDecision =
  */
 export function decideRange(header: string | undefined, size: number): RangeDecision {
   if (header === undefined) return { kind: 'full' }
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  // Range units are case-insensitive (RFC 9110 §14.1).
+  const match = /^bytes=(\d*)-(\d*)$/i.exec(header.trim())
   if (!match) return { kind: 'full' }
   const [, first = '', last = ''] = match
   if (first === '' && last === '') return { kind: 'full' }

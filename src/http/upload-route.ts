@@ -5,7 +5,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fastifyMultipart from '@fastify/multipart'
 
 import { PERMISSIONS } from '../auth/principal.js'
-import { errors } from '../errors.js'
+import { errors, isAppError } from '../errors.js'
 import type { AppDeps } from './app-deps.js'
 import { requirePermission } from './authenticate.js'
 import { toRecordingJson } from './recording-presenter.js'
@@ -65,9 +65,11 @@ export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       if (declared > deps.config.maxUploadBytes) {
         throw errors.payloadTooLarge(deps.config.maxUploadBytes)
       }
-      const subject = contextOf(request).principal.subject
-      if (!inFlight.tryAcquire(subject)) throw errors.tooManyRequests()
-      reply.raw.once('close', () => inFlight.release(subject))
+      const { orgId, subject } = contextOf(request).principal
+      // Subjects are only unique within their issuer's org: key the cap by both.
+      const caller = JSON.stringify([orgId, subject])
+      if (!inFlight.tryAcquire(caller)) throw errors.tooManyRequests()
+      reply.raw.once('close', () => inFlight.release(caller))
       const idempotencyKey = readIdempotencyKey(request)
       const expectedSha256 = readContentDigest(request.headers['content-digest'])
       const createdAt = readCreatedAt(query.created_at, Date.now())
@@ -82,17 +84,22 @@ export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
         throw errors.missingMeetingId()
       }
 
-      const result = await deps.ingest.ingest({
-        principal: contextOf(request).principal,
-        meetingId: upload.meetingId,
-        createdAt,
-        fileName: upload.fileName,
-        idempotencyKey,
-        expectedSha256,
-        body: upload.body,
-        clientIp: request.ip,
-        requestId: request.id,
-      })
+      const result = await deps.ingest
+        .ingest({
+          principal: contextOf(request).principal,
+          meetingId: upload.meetingId,
+          createdAt,
+          fileName: upload.fileName,
+          idempotencyKey,
+          expectedSha256,
+          body: upload.body,
+          clientIp: request.ip,
+          requestId: request.id,
+          declaredSizeBytes: upload.declaredSizeBytes,
+        })
+        .catch((error: unknown) => {
+          throw clientSideError(error, request.isMultipart())
+        })
       const base = baseUrlOf(request, deps.config.publicUrl)
       return reply
         .code(result.created ? 201 : 200)
@@ -107,6 +114,28 @@ interface UploadBody {
   body: Readable
   meetingId: string | undefined
   fileName: string | undefined
+  /** Content-Length of a raw body: the recording's exact size. */
+  declaredSizeBytes?: number
+}
+
+/**
+ * Failures that are the client's doing — the connection dropped mid-upload, a malformed
+ * multipart body — are 400s logged at info, not 500s with a stack trace.
+ */
+function clientSideError(error: unknown, multipart: boolean): unknown {
+  if (isAppError(error)) return error
+  const e = error as { aborted?: boolean; code?: string; message?: string }
+  if (e?.code === 'FST_REQ_FILE_TOO_LARGE') return error
+  if (e?.aborted || e?.code === 'ECONNRESET' || e?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return errors.invalidRequest('The upload was interrupted before its end.')
+  }
+  const fromParser =
+    (e?.code ?? '').startsWith('FST_') ||
+    /multipart|boundary|part header|end of form|malformed/i.test(e?.message ?? '')
+  if (multipart && fromParser) {
+    return errors.invalidRequest('The multipart/form-data body is malformed.')
+  }
+  return error
 }
 
 /**
@@ -121,10 +150,12 @@ function rawBody(request: FastifyRequest, query: UploadQuery): UploadBody {
   raw.on('close', () => {
     if (!raw.complete) body.destroy(Object.assign(new Error('upload aborted'), { aborted: true }))
   })
+  const declared = Number(request.headers['content-length'])
   return {
     body,
     meetingId: query.meeting_id,
     fileName: query.filename ?? fileNameFromDisposition(request.headers['content-disposition']),
+    declaredSizeBytes: Number.isSafeInteger(declared) && declared > 0 ? declared : undefined,
   }
 }
 
@@ -134,7 +165,11 @@ async function readMultipart(
   maxUploadBytes: number,
 ): Promise<UploadBody> {
   // One byte past the limit, so the upload meter (not busboy) reports the overflow.
-  const part = await request.file({ limits: { fileSize: maxUploadBytes + 1 } })
+  const part = await request
+    .file({ limits: { fileSize: maxUploadBytes + 1 } })
+    .catch((error: unknown) => {
+      throw clientSideError(error, true)
+    })
   if (!part || part.fieldname !== 'file') {
     part?.file.resume()
     throw errors.invalidRequest('multipart/form-data needs one part named file.')

@@ -20,8 +20,12 @@ export function buildFileName(options: {
 
 function cleanBase(name: string): string {
   const last = name.split(/[\\/]/).at(-1) ?? ''
-  // eslint-disable-next-line no-control-regex
-  const printable = last.replace(/[\u0000-\u001f\u007f]/g, '').trim()
+  // Control characters, and the bidirectional overrides that make `gpj.exe` look like
+  // `exe.jpg` in a save dialog.
+  const printable = last
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '')
+    .trim()
   const dot = printable.lastIndexOf('.')
   const withoutExtension = dot > 0 ? printable.slice(0, dot) : printable
   return withoutExtension.replace(/^\.+/, '')

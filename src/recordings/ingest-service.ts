@@ -25,6 +25,8 @@ export interface IngestRequest {
   idempotencyKey?: string
   /** SHA-256 the client says the body has (from Content-Digest); checked after streaming. */
   expectedSha256?: Buffer
+  /** Exact size of the recording when the client declared it (raw bodies' Content-Length). */
+  declaredSizeBytes?: number
   body: Readable
   clientIp?: string
   requestId?: string
@@ -124,7 +126,16 @@ export class IngestService {
       request.principal.orgId,
       request.idempotencyKey,
     )
-    if (earlier && earlier.meetingId !== request.meetingId) throw errors.idempotencyKeyReused()
+    if (!earlier) return undefined
+    // A retry is the same upload: same meeting, and (where the client told us) same size and
+    // digest. Anything else reusing the key is a client bug we must not paper over.
+    const differs =
+      earlier.meetingId !== request.meetingId ||
+      (request.declaredSizeBytes !== undefined &&
+        request.declaredSizeBytes !== earlier.sizeBytes) ||
+      (request.expectedSha256 !== undefined &&
+        !request.expectedSha256.equals(Buffer.from(earlier.sha256, 'hex')))
+    if (differs) throw errors.idempotencyKeyReused()
     return earlier
   }
 

@@ -44,14 +44,18 @@ export class LocalBlobStore implements BlobStore {
     const finalPath = resolveUnder(this.root, key)
     const tmpPath = path.join(this.tmpDir, `${randomUUID()}.part`)
     const handle = await fs.open(tmpPath, 'wx', 0o600).catch((error: unknown) => {
-      throw translate(error)
+      // Our own tmp directory missing means the volume is gone (unmounted, moved): an outage.
+      throw isErrno(error, 'ENOENT') ? errors.serviceUnavailable(error) : translate(error)
     })
     return new LocalStagedBlob(handle, tmpPath, finalPath)
   }
 
   async openRead(key: string, range?: ByteRange): Promise<Readable | undefined> {
     const handle = await openIfExists(resolveUnder(this.root, key))
-    if (!handle) return undefined
+    if (!handle) {
+      await this.ping()
+      return undefined
+    }
     return handle.createReadStream({
       start: range?.start,
       end: range?.end,
@@ -239,5 +243,7 @@ function isErrno(error: unknown, code: string): boolean {
 /** Disk-full errors become 507; everything else stays itself and ends as a logged 500. */
 function translate(error: unknown): unknown {
   if (isErrno(error, 'ENOSPC') || isErrno(error, 'EDQUOT')) return errors.insufficientStorage(error)
+  // The disk failing or turning read-only is an outage of the store, not a bug of ours.
+  if (isErrno(error, 'EIO') || isErrno(error, 'EROFS')) return errors.serviceUnavailable(error)
   return error
 }
