@@ -59,3 +59,11 @@ test('offsets past 4 GiB stay exact (B08)', () => {
     range: { start: size - 1024, end: size - 1 },
   })
 })
+
+test('the range unit is case-insensitive (RFC 9110 §14.1)', () => {
+  assert.deepEqual(decideRange('BYTES=0-9', SIZE), { kind: 'partial', range: { start: 0, end: 9 } })
+  assert.deepEqual(decideRange('Bytes=-10', SIZE), {
+    kind: 'partial',
+    range: { start: 990, end: 999 },
+  })
+})

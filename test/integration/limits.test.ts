@@ -19,6 +19,8 @@ describe('concurrent uploads per caller (S40)', () => {
     const bytes = await fs.readFile(corpusPath(FILE))
     const busy = await t.token('org-a', ['recorder'], { sub: 'busy-recorder' })
     const other = await t.token('org-a', ['recorder'], { sub: 'other-recorder' })
+    // The same subject name issued in another org is another caller.
+    const sameSubOtherOrg = await t.token('org-b', ['recorder'], { sub: 'busy-recorder' })
 
     // Two uploads that send only their first bytes and then wait.
     const slow = await Promise.all(
@@ -51,6 +53,12 @@ describe('concurrent uploads per caller (S40)', () => {
       body: bytes,
     })
     assert.equal(fromOther.status, 201)
+    const fromOtherOrg = await fetch(`${t.baseUrl}/recordings?meeting_id=other-org`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sameSubOtherOrg}` },
+      body: bytes,
+    })
+    assert.equal(fromOtherOrg.status, 201)
 
     // Finishing the slow uploads frees the slots.
     const finished = await Promise.all(

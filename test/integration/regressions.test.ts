@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import { after, before, describe, test } from 'node:test'
+
+import { corpusPath } from '../support/corpus.js'
+import { embeddedOnly } from '../support/state.js'
+import { startTestServer, type TestServer } from '../support/test-server.js'
+
+const FILE = 'mp4ff_prog_8s.mp4'
+const OTHER = 'peertube_low-bitrate.mp4'
+
+describe('found by a fresh user', () => {
+  let t: TestServer
+  let recorder: string
+  let admin: string
+  before(async () => {
+    t = await startTestServer()
+    recorder = await t.token('org-r', ['recorder'])
+    admin = await t.token('org-r', ['org_admin'])
+  })
+  after(() => t.close())
+
+  const upload = async (
+    query: string,
+    payload: Buffer | string,
+    headers: Record<string, string> = {},
+  ) =>
+    t.server.app.inject({
+      method: 'POST',
+      url: `/recordings?${query}`,
+      headers: { authorization: `Bearer ${recorder}`, ...headers },
+      payload,
+    })
+
+  test('a malformed multipart body is 400, not 500', async () => {
+    const bytes = await fs.readFile(corpusPath(FILE))
+    for (const contentType of ['multipart/form-data; boundary=zzz', 'multipart/form-data']) {
+      const response = await upload('meeting_id=mp', bytes, { 'content-type': contentType })
+      assert.equal(response.statusCode, 400, `${contentType}: ${response.body}`)
+      assert.equal(response.json().code, 'invalid_request')
+    }
+  })
+
+  test('an Idempotency-Key reused for other bytes of the same meeting is 409', async () => {
+    const key = `key-${Date.now()}`
+    const first = await upload('meeting_id=idem', await fs.readFile(corpusPath(FILE)), {
+      'idempotency-key': key,
+    })
+    assert.equal(first.statusCode, 201)
+    const retry = await upload('meeting_id=idem', await fs.readFile(corpusPath(FILE)), {
+      'idempotency-key': key,
+    })
+    assert.equal(retry.statusCode, 200)
+    assert.equal(retry.json().id, first.json().id)
+    const other = await upload('meeting_id=idem', await fs.readFile(corpusPath(OTHER)), {
+      'idempotency-key': key,
+    })
+    assert.equal(other.statusCode, 409)
+    assert.equal(other.json().code, 'idempotency_key_reused')
+  })
+
+  test('a recording answers at content and content.<its extension> only', async () => {
+    const created = await upload('meeting_id=ext', await fs.readFile(corpusPath(FILE)))
+    const { id } = created.json()
+    const get = (file: string) =>
+      t.server.app.inject({
+        url: `/recordings/${id}/${file}`,
+        headers: { authorization: `Bearer ${admin}` },
+      })
+    assert.equal((await get('content.mp4')).statusCode, 200)
+    assert.equal((await get('content')).statusCode, 200)
+    assert.equal((await get('content.webm')).statusCode, 404)
+    assert.equal((await get('contents.mp4')).statusCode, 404)
+    const ranged = await t.server.app.inject({
+      url: `/recordings/${id}/content.mp4`,
+      headers: { authorization: `Bearer ${admin}`, range: 'BYTES=0-9' },
+    })
+    assert.equal(ranged.statusCode, 206)
+  })
+
+  test(
+    'a storage volume that disappears is 503 for uploads and downloads',
+    embeddedOnly('moves the blob root'),
+    async () => {
+      const created = await upload('meeting_id=vol', await fs.readFile(corpusPath(FILE)))
+      const { url } = created.json()
+      const root = `${t.dataDir}/blobs`
+      await fs.rename(root, `${root}.away`)
+      try {
+        const download = await t.server.app.inject({
+          url: new URL(url).pathname,
+          headers: { authorization: `Bearer ${admin}` },
+        })
+        assert.equal(download.statusCode, 503)
+        assert.ok(download.headers['retry-after'])
+        const again = await upload('meeting_id=vol2', await fs.readFile(corpusPath(OTHER)))
+        assert.equal(again.statusCode, 503)
+        assert.doesNotMatch(again.body, /\/tmp|blobs/)
+      } finally {
+        await fs.rename(`${root}.away`, root)
+      }
+      const back = await t.server.app.inject({
+        url: new URL(url).pathname,
+        headers: { authorization: `Bearer ${admin}` },
+      })
+      assert.equal(back.statusCode, 200)
+    },
+  )
+})
