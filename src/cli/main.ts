@@ -26,17 +26,30 @@ program
   .command('token')
   .description('print a signed JWT for the embedded default (or AUTH_JWT_SECRET)')
   .requiredOption('--org <org>', 'organisation id (org_id claim)')
-  .option(
+  .requiredOption(
     '--permission <permission>',
     'permission to grant: org_admin or recorder (repeatable)',
-    (value: string, previous: string[] = []) => [...previous, value],
+    (value: string, previous: string[] = []) => {
+      if (value !== 'org_admin' && value !== 'recorder') {
+        throw new InvalidArgumentError('use org_admin or recorder')
+      }
+      return [...previous, value]
+    },
   )
   .option('--sub <subject>', 'token subject (who acts; recorded in the audit log)', 'cli')
   .option('--ttl <duration>', 'lifetime, e.g. 15m, 1h, 7d', parseTtl, 3600)
-  .action(async (options: { org: string; permission?: string[]; sub: string; ttl: number }) => {
-    const token = await mintToken(configOrExit(), {
+  .action(async (options: { org: string; permission: string[]; sub: string; ttl: number }) => {
+    const config = configOrExit()
+    if (options.org.trim() === '') throw new InvalidArgumentError('--org must not be empty')
+    const maxAge = config.auth.maxTokenAgeSeconds
+    if (maxAge > 0 && options.ttl > maxAge) {
+      throw new InvalidArgumentError(
+        `--ttl is longer than AUTH_MAX_TOKEN_AGE (${maxAge} s): the server would refuse the token`,
+      )
+    }
+    const token = await mintToken(config, {
       orgId: options.org,
-      permissions: options.permission ?? ['org_admin'],
+      permissions: options.permission,
       subject: options.sub,
       ttlSeconds: options.ttl,
     })

@@ -272,7 +272,7 @@ for (const zone of ['Pacific/Kiritimati', 'America/Los_Angeles']) {
       const recorder = (
         await cli('token', '--org', 'acme', '--permission', 'recorder')
       ).stdout.trim()
-      const admin = (await cli('token', '--org', 'acme')).stdout.trim()
+      const admin = (await cli('token', '--org', 'acme', '--permission', 'org_admin')).stdout.trim()
       const body = await fs.readFile(corpusPath(SMALL_MP4))
       const nowS = Math.floor(Date.now() / 1000)
       const at = (seconds: number) => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
