@@ -1,21 +1,11 @@
-/** A recording's metadata as stored. Instants are epoch milliseconds (UTC). */
-export interface RecordingRecord {
-  id: string
-  orgId: string
-  meetingId: string
-  createdAt: number
-  uploadedAt: number
-  expiresAt: number
-  durationMs: number | null
-  sizeBytes: number
-  contentType: string
-  extension: string
-  sha256: string
-  blobKey: string
-  fileName: string
+import type { RecordingsTable } from './schema.js'
+
+/**
+ * A recording's metadata as the services see it: the row without its deletion bookkeeping
+ * (`state`, `claimedUntil`), with `legalHold` as a boolean. Instants are epoch milliseconds.
+ */
+export type RecordingRecord = Omit<RecordingsTable, 'state' | 'legalHold' | 'claimedUntil'> & {
   legalHold: boolean
-  idempotencyKey: string | null
-  uploadedBy: string
 }
 
 export interface RecordingFilter {
