@@ -29,6 +29,25 @@ export function rateRow(
   }
 }
 
+/** A cost row: lower is better, the target is a maximum multiple of the reference. */
+export function costRow(
+  measure: string,
+  ours: number,
+  reference: number,
+  unit: string,
+  maxRatio: number,
+): Row {
+  const ratio = ours / reference
+  return {
+    measure,
+    ours: `${format(ours)} ${unit}`,
+    reference: `${format(reference)} ${unit}`,
+    ratio: ratio.toFixed(2),
+    target: `≤ ${maxRatio}`,
+    pass: ratio <= maxRatio,
+  }
+}
+
 /** A memory row: growth of RSS over a baseline, against an absolute budget. */
 export function growthRow(
   measure: string,

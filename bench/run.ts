@@ -1,11 +1,13 @@
 /**
  * `npm run bench`: speed and memory of the real server process, each figure beside a
  * reference measured in the same run on the same machine (nginx, dd, a bare node:http +
- * better-sqlite3 server), so the ratios hold from one machine to the next. Loopback only.
- * Writes bench/results.md and exits 1 when a target is missed.
+ * better-sqlite3 server; deleting files and rows directly; the AWS SDK and a bare `pg`
+ * server for the PostgreSQL + S3 shape), so the ratios hold from one machine to the next.
+ * Loopback only. Writes bench/results.md (keeping the previous run's table below the new
+ * one) and exits 1 when a target is missed.
  *
- * `npm run bench -- list` (or download, upload, memory) runs only those sections and leaves
- * results.md alone. BENCH_SERVER_ARGS adds node flags to the server process, e.g.
+ * `npm run bench -- list` (or download, upload, memory, sweep, scaleout) runs only those
+ * sections and leaves results.md alone. BENCH_SERVER_ARGS adds node flags to the server process, e.g.
  * `BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench -- list`.
  */
 import fs from 'node:fs'
@@ -14,7 +16,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import autocannon from 'autocannon'
 import Database from 'better-sqlite3'
 
 import { createDatabase, migrateToLatest } from '../src/db/database.js'
@@ -25,12 +26,12 @@ import { corpusPath, REPO_ROOT } from '../test/support/corpus.js'
 import { CLI, freePort } from '../test/support/process-server.js'
 import { download, downloadConcurrently, upload } from './curl.js'
 import { PAGE_SQL } from './list-sql.js'
+import { checkSamePage, pageRate, withCpu, type Load } from './load.js'
 import { writePaddedMp4 } from './media-file.js'
 import {
   Cleanup,
   idleRssBytes,
   median,
-  readCpuSeconds,
   RssSampler,
   run,
   startChild,
@@ -38,7 +39,9 @@ import {
   type Child,
 } from './processes.js'
 import { describeMachine, growthRow, rateRow, renderTable, type Row } from './report.js'
+import { benchScaleout } from './scaleout.js'
 import { startStaticServer } from './static-server.js'
+import { benchSweep } from './sweep.js'
 
 const RECORDING_BYTES = 1024 ** 3
 const SOURCE_MP4 = 'mp4ff_prog_8s.mp4'
@@ -48,10 +51,10 @@ const CONCURRENT_DOWNLOADS = 8
 const CONCURRENT_RUNS = 3
 const UPLOAD_RUNS = 5
 const LIST_ROWS = 100_000
-const LOAD = { connections: 10, durationSeconds: 10, warmupSeconds: 2, rounds: 2 }
-const WATCHDOG_MS = 15 * 60 * 1000 // the whole bench takes a few minutes; never hang for ever
+const LOAD: Load = { connections: 10, durationSeconds: 10, warmupSeconds: 2, rounds: 2 }
+const WATCHDOG_MS = 30 * 60 * 1000 // the whole bench takes a few minutes; never hang for ever
 const MB = 1e6
-const SECTIONS = ['download', 'upload', 'memory', 'list'] as const
+const SECTIONS = ['download', 'upload', 'memory', 'list', 'sweep', 'scaleout'] as const
 type Section = (typeof SECTIONS)[number]
 
 interface Server {
@@ -98,9 +101,10 @@ async function main(): Promise<number> {
       table,
       '',
     ].join('\n')
+    const resultsFile = path.join(REPO_ROOT, 'bench', 'results.md')
     console.log(`\n${machine}\n${notes.map((n) => `- ${n}`).join('\n')}\n\n${table}\n`)
     if (sections.size === SECTIONS.length) {
-      fs.writeFileSync(path.join(REPO_ROOT, 'bench', 'results.md'), report)
+      fs.writeFileSync(resultsFile, report + previousRun(resultsFile))
       console.log('written to bench/results.md')
     }
     return rows.every((row) => row.pass) ? 0 : 1
@@ -108,6 +112,22 @@ async function main(): Promise<number> {
     clearTimeout(watchdog)
     await cleanup.run()
   }
+}
+
+/** The table of the run results.md holds now, to read before/after side by side. */
+function previousRun(file: string): string {
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+  // Only the latest table of the old file: its own "previous run" is dropped.
+  const latest = text.split('\n## Previous run')[0] ?? ''
+  const date = /^- date: (.*)$/m.exec(latest)?.[1] ?? 'unknown date'
+  const table = latest.split('\n').filter((line) => line.startsWith('|'))
+  if (table.length === 0) return ''
+  return ['', `## Previous run (${date})`, '', ...table, ''].join('\n')
 }
 
 interface Context {
@@ -132,25 +152,35 @@ async function runBench(
   // The list alone needs no big file: any real recording will do for its rows.
   const big = sections.has('download') || sections.has('upload') || sections.has('memory')
   let media = corpusPath(SOURCE_MP4)
-  if (big) {
+  if (big || sections.has('scaleout')) {
     media = path.join(tmp, 'recording.mp4')
     step(`writing a ${RECORDING_BYTES / 1024 ** 3} GiB MP4 (${SOURCE_MP4} + free box)`)
     await writePaddedMp4(corpusPath(SOURCE_MP4), media, RECORDING_BYTES)
   }
+  const rows: Row[] = []
+  const notes: string[] = []
 
-  const server = await startServer(cleanup, path.join(tmp, 'data'))
-  step('uploading the recording once')
-  const first = await upload(uploadUrl(server, 'bench-download'), media, server.auth)
-  const recording = first.body as Context['recording']
-  const context: Context = { cleanup, tmp, server, media, recording, rows: [], notes: [] }
+  // The embedded default's server: every section but sweep and scaleout uses it.
+  let server: Server | undefined
+  if (big || sections.has('list')) {
+    server = await startServer(cleanup, path.join(tmp, 'data'))
+    step('uploading the recording once')
+    const first = await upload(uploadUrl(server, 'bench-download'), media, server.auth)
+    const recording = first.body as Context['recording']
+    const context: Context = { cleanup, tmp, server, media, recording, rows, notes }
 
-  if (sections.has('download')) await benchDownloads(context)
-  if (sections.has('upload')) await benchUploads(context)
-  if (sections.has('memory')) await benchTransferMemory(context)
-  if (sections.has('list')) await benchList(context)
-
-  if (server.child.exited()) throw new Error(`server died:\n${server.child.output()}`)
-  return { rows: context.rows, notes: context.notes }
+    if (sections.has('download')) await benchDownloads(context)
+    if (sections.has('upload')) await benchUploads(context)
+    if (sections.has('memory')) await benchTransferMemory(context)
+    if (sections.has('list')) await benchList(context)
+    if (server.child.exited()) throw new Error(`server died:\n${server.child.output()}`)
+    await server.child.stop()
+  }
+  if (sections.has('sweep')) await benchSweep({ cleanup, tmp, rows, notes, step })
+  if (sections.has('scaleout')) {
+    await benchScaleout({ cleanup, tmp, media, rows, notes, step, load: LOAD })
+  }
+  return { rows, notes }
 }
 
 /** 1. Downloads: ours vs nginx serving the very blob file. */
@@ -300,23 +330,26 @@ async function benchList({ cleanup, tmp, server, recording, rows, notes }: Conte
   step(`inserting ${LIST_ROWS} recordings`)
   insertRecordings(server.dataDir, LIST_ROWS, recording.size_bytes)
   const sqlServer = await startSqlReference(cleanup, server.dataDir)
-  await checkSamePage(server, sqlServer)
+  await checkSamePage(
+    { url: `${server.baseUrl}/recordings?limit=100`, authorization: bearer(server) },
+    `${sqlServer.baseUrl}/recordings?limit=100`,
+  )
 
   step(`GET /recordings?limit=100 for ${LOAD.rounds} × ${LOAD.durationSeconds} s per server`)
   const ourPage = `${server.baseUrl}/recordings?limit=100`
   const theirPage = `${sqlServer.baseUrl}/recordings?limit=100`
   const authHeader = { authorization: bearer(server) }
-  await pageRate(ourPage, authHeader, LOAD.warmupSeconds)
-  await pageRate(theirPage, {}, LOAD.warmupSeconds)
+  await pageRate(ourPage, authHeader, LOAD.warmupSeconds, LOAD)
+  await pageRate(theirPage, {}, LOAD.warmupSeconds, LOAD)
   const pagesOurs: number[] = []
   const pagesReference: number[] = []
   const cpu = { ours: 0, reference: 0, ourPages: 0, theirPages: 0 }
   for (let i = 0; i < LOAD.rounds; i++) {
     const [ours, ourCpu] = await withCpu(server.child.pid, () =>
-      pageRate(ourPage, authHeader, LOAD.durationSeconds),
+      pageRate(ourPage, authHeader, LOAD.durationSeconds, LOAD),
     )
     const [theirs, theirCpu] = await withCpu(sqlServer.child.pid, () =>
-      pageRate(theirPage, {}, LOAD.durationSeconds),
+      pageRate(theirPage, {}, LOAD.durationSeconds, LOAD),
     )
     pagesOurs.push(ours)
     pagesReference.push(theirs)
@@ -469,37 +502,6 @@ async function startBareUploadServer(cleanup: Cleanup, tmp: string) {
   return { child, baseUrl }
 }
 
-/** Both servers must answer the same 100 recordings, or the comparison means nothing. */
-async function checkSamePage(server: Server, reference: { baseUrl: string }): Promise<void> {
-  const ours = await fetch(`${server.baseUrl}/recordings?limit=100`, {
-    headers: { authorization: bearer(server) },
-  })
-  const theirs = await fetch(`${reference.baseUrl}/recordings?limit=100`)
-  type Page = { recordings: { id: string }[] }
-  const ourIds = ((await ours.json()) as Page).recordings.map((r) => r.id)
-  const theirIds = ((await theirs.json()) as Page).recordings.map((r) => r.id)
-  if (ourIds.length !== 100 || ourIds.join() !== theirIds.join()) {
-    throw new Error('the reference list server does not answer the same page')
-  }
-}
-
-async function pageRate(
-  url: string,
-  headers: Record<string, string>,
-  durationSeconds: number,
-): Promise<number> {
-  const result = await autocannon({
-    url,
-    headers,
-    connections: LOAD.connections,
-    duration: durationSeconds,
-  })
-  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
-    throw new Error(`load on ${url}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-  }
-  return result.requests.total / durationSeconds
-}
-
 /** The bare reference server runs PAGE_SQL; fail loudly if the product's query changed. */
 async function checkPageSql(): Promise<void> {
   const db = createDatabase({ kind: 'sqlite', path: ':memory:' })
@@ -514,13 +516,6 @@ async function checkPageSql(): Promise<void> {
   } finally {
     await db.destroy()
   }
-}
-
-/** Runs `work` and tells how much CPU `pid` used meanwhile: robust where wall time is not. */
-async function withCpu<T>(pid: number, work: () => Promise<T>): Promise<[T, number]> {
-  const before = readCpuSeconds(pid)
-  const result = await work()
-  return [result, readCpuSeconds(pid) - before]
 }
 
 function step(text: string): void {

@@ -11,19 +11,7 @@ import http from 'node:http'
 import Database from 'better-sqlite3'
 
 import { PAGE_SQL } from './list-sql.js'
-
-interface Row {
-  id: string
-  meeting_id: string
-  created_at: number
-  expires_at: number
-  duration_ms: number | null
-  size_bytes: number
-  content_type: string
-  extension: string
-  sha256: string
-  legal_hold: number
-}
+import { pageBody, type PageRow } from './page-body.js'
 
 function main() {
   const dbPath = process.env.DB_PATH
@@ -46,27 +34,8 @@ function main() {
     }
     const orgId = request.headers['x-org-id']?.toString() ?? 'bench'
     const limit = Number(url.searchParams.get('limit') ?? 100)
-    const rows = page.all(orgId, 'active', Date.now(), 1, limit + 1) as Row[]
-    const shown = rows.slice(0, limit)
-    const last = shown.at(-1)
-    const body = JSON.stringify({
-      recordings: shown.map((row) => ({
-        id: row.id,
-        meeting_id: row.meeting_id,
-        created_at: rfc3339(row.created_at),
-        duration_seconds: row.duration_ms === null ? null : Math.round(row.duration_ms / 1000),
-        url: `${base}/recordings/${row.id}/content.${row.extension}`,
-        size_bytes: row.size_bytes,
-        content_type: row.content_type,
-        sha256: row.sha256,
-        expires_at: rfc3339(row.expires_at),
-        legal_hold: row.legal_hold === 1,
-      })),
-      next_cursor:
-        rows.length > limit && last
-          ? Buffer.from(`1|${last.created_at}|${last.id}`).toString('base64url')
-          : null,
-    })
+    const rows = page.all(orgId, 'active', Date.now(), 1, limit + 1) as PageRow[]
+    const body = pageBody(rows, limit, base)
     response.writeHead(200, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
@@ -79,10 +48,6 @@ function main() {
     server.closeAllConnections()
     db.close()
   })
-}
-
-function rfc3339(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z')
 }
 
 main()
