@@ -69,43 +69,46 @@ export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       // Subjects are only unique within their issuer's org: key the cap by both.
       const caller = JSON.stringify([orgId, subject])
       if (!inFlight.tryAcquire(caller)) throw errors.tooManyRequests()
-      reply.raw.once('close', () => inFlight.release(caller))
-      const idempotencyKey = readIdempotencyKey(request)
-      const expectedSha256 = readContentDigest(request.headers['content-digest'])
-      const createdAt = readCreatedAt(query.created_at, Date.now())
+      try {
+        const idempotencyKey = readIdempotencyKey(request)
+        const expectedSha256 = readContentDigest(request.headers['content-digest'])
+        const createdAt = readCreatedAt(query.created_at, Date.now())
 
-      // Only now, with the caller and the request checked, ask for the body.
-      if (/100-continue/i.test(request.headers.expect ?? '')) reply.raw.writeContinue()
-      const upload = request.isMultipart()
-        ? await readMultipart(request, query, deps.config.maxUploadBytes)
-        : rawBody(request, query)
-      if (!upload.meetingId) {
-        upload.body.resume()
-        throw errors.missingMeetingId()
+        // Only now, with the caller and the request checked, ask for the body.
+        if (/100-continue/i.test(request.headers.expect ?? '')) reply.raw.writeContinue()
+        const upload = request.isMultipart()
+          ? await readMultipart(request, query, deps.config.maxUploadBytes)
+          : rawBody(request, query)
+        if (!upload.meetingId) {
+          upload.body.resume()
+          throw errors.missingMeetingId()
+        }
+
+        const result = await deps.ingest
+          .ingest({
+            principal: contextOf(request).principal,
+            meetingId: upload.meetingId,
+            createdAt,
+            fileName: upload.fileName,
+            idempotencyKey,
+            expectedSha256,
+            body: upload.body,
+            clientIp: request.ip,
+            requestId: request.id,
+            declaredSizeBytes: upload.declaredSizeBytes,
+          })
+          .catch((error: unknown) => {
+            throw clientSideError(error, request.isMultipart())
+          })
+        const base = baseUrlOf(request, deps.config.publicUrl)
+        return reply
+          .code(result.created ? 201 : 200)
+          .header('location', `${base}/recordings/${result.recording.id}`)
+          .header('cache-control', 'no-store')
+          .send(toRecordingJson(result.recording, base))
+      } finally {
+        inFlight.release(caller)
       }
-
-      const result = await deps.ingest
-        .ingest({
-          principal: contextOf(request).principal,
-          meetingId: upload.meetingId,
-          createdAt,
-          fileName: upload.fileName,
-          idempotencyKey,
-          expectedSha256,
-          body: upload.body,
-          clientIp: request.ip,
-          requestId: request.id,
-          declaredSizeBytes: upload.declaredSizeBytes,
-        })
-        .catch((error: unknown) => {
-          throw clientSideError(error, request.isMultipart())
-        })
-      const base = baseUrlOf(request, deps.config.publicUrl)
-      return reply
-        .code(result.created ? 201 : 200)
-        .header('location', `${base}/recordings/${result.recording.id}`)
-        .header('cache-control', 'no-store')
-        .send(toRecordingJson(result.recording, base))
     },
   )
 }
@@ -145,11 +148,20 @@ function clientSideError(error: unknown, multipart: boolean): unknown {
 function rawBody(request: FastifyRequest, query: UploadQuery): UploadBody {
   const raw = request.raw
   const body = new PassThrough({ highWaterMark: 1024 * 1024 })
-  raw.pipe(body)
-  raw.on('error', (error) => body.destroy(error))
-  raw.on('close', () => {
-    if (!raw.complete) body.destroy(Object.assign(new Error('upload aborted'), { aborted: true }))
-  })
+  // Until the ingest pipeline is attached nobody else listens: an abort in that gap must not
+  // become an uncaught 'error' (which ends the process). The pipeline still sees the stream
+  // as destroyed and rejects at once.
+  body.on('error', () => undefined)
+  const abort = () => body.destroy(Object.assign(new Error('upload aborted'), { aborted: true }))
+  if (raw.destroyed && !raw.complete) {
+    abort() // the client left before the handler ran
+  } else {
+    raw.pipe(body)
+    raw.on('error', (error) => body.destroy(error))
+    raw.on('close', () => {
+      if (!raw.complete) abort()
+    })
+  }
   const declared = Number(request.headers['content-length'])
   return {
     body,

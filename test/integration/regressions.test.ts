@@ -3,7 +3,8 @@ import fs from 'node:fs/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { corpusPath } from '../support/corpus.js'
-import { embeddedOnly } from '../support/state.js'
+import { connect, requestHead } from '../support/raw-http.js'
+import { embeddedOnly, listStagedUploads } from '../support/state.js'
 import { startTestServer, type TestServer } from '../support/test-server.js'
 
 const FILE = 'mp4ff_prog_8s.mp4'
@@ -106,4 +107,44 @@ describe('found by a fresh user', () => {
       assert.equal(back.statusCode, 200)
     },
   )
+})
+
+describe('uploads dropped at any moment (found in review)', () => {
+  let t: TestServer
+  before(async () => (t = await startTestServer({ listen: true })))
+  after(() => t.close())
+
+  test('resets right after the first bytes never crash the server or leak a slot', async () => {
+    const recorder = await t.token('org-drop', ['recorder'], { sub: 'dropper' })
+    for (let i = 0; i < 30; i++) {
+      const socket = await connect(t.baseUrl)
+      socket.write(
+        requestHead('POST', `/recordings?meeting_id=drop-${i}`, {
+          authorization: `Bearer ${recorder}`,
+          'content-length': 1_000_000,
+        }) + 'x'.repeat(10),
+      )
+      // Vary the moment: immediately, or after the handler has started.
+      if (i % 2 === 1) await new Promise((resolve) => setTimeout(resolve, 5))
+      socket.resetAndDestroy()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const health = await fetch(`${t.baseUrl}/healthz`)
+    assert.equal(health.status, 200)
+    // Every slot of this caller was released: more than MAX_CONCURRENT_UPLOADS uploads later.
+    const bytes = await fs.readFile(corpusPath(FILE))
+    for (let i = 0; i < 12; i++) {
+      const response = await fetch(`${t.baseUrl}/recordings?meeting_id=after-${i}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${recorder}` },
+        body: bytes,
+      })
+      assert.ok([200, 201].includes(response.status), `upload ${i}: ${response.status}`)
+    }
+    const deadline = Date.now() + 5000
+    while ((await listStagedUploads(t.config)).length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.deepEqual(await listStagedUploads(t.config), [])
+  })
 })
