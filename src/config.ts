@@ -74,6 +74,8 @@ export const EMBEDDED_ISSUER = 'wcr-recordings'
 export const EMBEDDED_AUDIENCE = 'recordings-api'
 
 const DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 ** 3 // 32 GiB: a full day of 1080p meeting video
+/** A hundred years: "keep for ever" in practice, and still a valid date to compute. */
+export const MAX_RETENTION_SECONDS = 36_500 * 86_400
 const MAX_CLOCK_TOLERANCE_SECONDS = 60 // DESIGN.md §2: at most 60 s of skew
 const MIN_HMAC_SECRET_BYTES = 32 // RFC 7518 §3.2: a key at least as long as the hash
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512']
@@ -144,9 +146,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd = process.cwd()): Readonl
   }
   const auth = parseAuth(read, fail)
 
+  const retention = parseDurationSeconds(read('RETENTION') ?? '30d')
   const retentionSeconds =
-    parseDurationSeconds(read('RETENTION') ?? '30d') ??
-    fail('RETENTION', 'must be a duration with a unit, such as 30d, 12h, 90s')
+    retention !== undefined && retention <= MAX_RETENTION_SECONDS
+      ? retention
+      : fail('RETENTION', 'must be a duration with a unit, such as 30d, 12h, 90s, up to 36500d')
   const sweepIntervalSeconds =
     parseInteger(read('SWEEP_INTERVAL_SECONDS') ?? '60', 1, 86_400) ??
     fail('SWEEP_INTERVAL_SECONDS', 'must be 1..86400')

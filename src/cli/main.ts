@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander'
 
-import { ConfigError, loadConfig, parseDurationSeconds, type Config } from '../config.js'
+import {
+  ConfigError,
+  loadConfig,
+  MAX_RETENTION_SECONDS,
+  parseDurationSeconds,
+  type Config,
+} from '../config.js'
 import { createDatabase, migrateToLatest } from '../db/database.js'
 import { createLogger } from '../logger.js'
 import { serve } from '../main.js'
@@ -170,7 +176,9 @@ function parseTtl(value: string): number {
 
 function parseRetention(value: string): number {
   const seconds = parseDurationSeconds(value)
-  if (seconds === undefined) throw new InvalidArgumentError('use a duration such as 90d or 12h')
+  if (seconds === undefined || seconds > MAX_RETENTION_SECONDS) {
+    throw new InvalidArgumentError('use a duration such as 90d or 12h, up to 36500d')
+  }
   return seconds
 }
 

@@ -16,7 +16,8 @@ async function withDatabase<T>(
   config: Readonly<Config>,
   work: (db: ReturnType<typeof createDatabase>) => Promise<T>,
 ): Promise<T> {
-  const db = createDatabase(config.database)
+  // Operator commands may touch many rows at once: no serving statement time limit.
+  const db = createDatabase(config.database, undefined, { purpose: 'migrate' })
   try {
     await migrateToLatest(db, config.database.kind)
     return await work(db)

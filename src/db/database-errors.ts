@@ -1,10 +1,10 @@
 import { errors, isAppError } from '../errors.js'
 import { isBusyError } from './busy-retry.js'
 
-// SQLSTATE classes and codes that mean "the database is not reachable right now":
-// 08 connection exceptions, 57P0x shutdown/crash/cannot connect now, 53300 too many
-// connections.
-const UNAVAILABLE_SQLSTATE = /^(08|57P0|53300)/
+// SQLSTATE classes and codes that mean "retry later": 08 connection exceptions, 57P0x
+// shutdown/crash/cannot connect now, 57014 statement timeout, 55P03 lock not available,
+// 40001/40P01 serialization failure/deadlock, 53300 too many connections.
+const UNAVAILABLE_SQLSTATE = /^(08|57P0|57014|55P03|40001|40P01|53300)/
 const UNAVAILABLE_ERRNO = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

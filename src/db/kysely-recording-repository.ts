@@ -44,16 +44,15 @@ export class KyselyRecordingRepository implements RecordingRepository {
         if (!isUniqueViolation(error)) throw translate(error)
       }
 
-      const byKey =
-        record.idempotencyKey === null
-          ? undefined
-          : await this.findByIdempotencyKey(record.orgId, record.idempotencyKey)
-      if (byKey) return { inserted: false, existing: byKey }
-      const sameContent = await this.findActiveContent(record)
-      if (!sameContent) throw errors.serviceUnavailable() // the conflicting row just went away
-      if (isVisible(sameContent, nowMs) || attempt > 0) {
-        return { inserted: false, existing: sameContent }
+      if (attempt > 2) throw errors.serviceUnavailable() // rows keep changing under us
+      if (record.idempotencyKey !== null) {
+        const byKey = await this.findByIdempotencyKey(record.orgId, record.idempotencyKey, nowMs)
+        if (byKey) return { inserted: false, existing: byKey }
+        await this.releaseIdempotencyKey(record.orgId, record.idempotencyKey)
       }
+      const sameContent = await this.findActiveContent(record)
+      if (!sameContent) continue // the conflict was the key, now released, or the row just went
+      if (isVisible(sameContent, nowMs)) return { inserted: false, existing: sameContent }
       // An expired copy that the sweeper has not reached yet is already 404 everywhere:
       // hand it to the sweeper (deleting) so that the new upload can take its place.
       await guard(() =>
@@ -99,16 +98,28 @@ export class KyselyRecordingRepository implements RecordingRepository {
     })
   }
 
-  findByIdempotencyKey(orgId: string, key: string) {
+  findByIdempotencyKey(orgId: string, key: string, nowMs: number) {
     return guard(async () => {
-      const row = await this.db
-        .selectFrom('recordings')
-        .selectAll()
-        .where('orgId', '=', orgId)
+      const row = await this.visible(orgId, nowMs)
         .where('idempotencyKey', '=', key)
         .executeTakeFirst()
       return row && toRecord(row)
     })
+  }
+
+  /**
+   * Takes an Idempotency-Key away from a row that is no longer visible (expired or being
+   * deleted): a retry must not bring it back, and a new upload may use the key.
+   */
+  private releaseIdempotencyKey(orgId: string, key: string) {
+    return guard(() =>
+      this.db
+        .updateTable('recordings')
+        .set({ idempotencyKey: null })
+        .where('orgId', '=', orgId)
+        .where('idempotencyKey', '=', key)
+        .execute(),
+    )
   }
 
   listPage(options: {

@@ -49,8 +49,12 @@ export interface RecordingRepository {
     sha256: string,
     nowMs: number,
   ): Promise<RecordingRecord | undefined>
-  /** The row holding this Idempotency-Key in the org, visible or not. */
-  findByIdempotencyKey(orgId: string, key: string): Promise<RecordingRecord | undefined>
+  /** The visible row holding this Idempotency-Key in the org. */
+  findByIdempotencyKey(
+    orgId: string,
+    key: string,
+    nowMs: number,
+  ): Promise<RecordingRecord | undefined>
   /** Up to `limit` visible rows strictly after `after`, newest first. */
   listPage(options: {
     orgId: string

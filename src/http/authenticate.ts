@@ -50,14 +50,20 @@ async function authenticate(
   }
 }
 
+/**
+ * Records a refused credential. The request is refused whatever happens here, so a database
+ * outage must not turn a 401 into a 503: a failed entry is logged instead.
+ */
 function auditFailure(audit: AuditLog, request: FastifyRequest, reason: string) {
-  return audit.append({
-    action: 'auth_failed',
-    outcome: 'failure',
-    clientIp: request.ip,
-    requestId: request.id,
-    detail: { reason, method: request.method, route: request.routeOptions.url },
-  })
+  return audit
+    .append({
+      action: 'auth_failed',
+      outcome: 'failure',
+      clientIp: request.ip,
+      requestId: request.id,
+      detail: { reason, method: request.method, route: request.routeOptions.url },
+    })
+    .catch((error: unknown) => request.log.warn({ err: error }, 'auth failure not audited'))
 }
 
 /** The principal an auth hook established; routes without one never call this. */

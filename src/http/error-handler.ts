@@ -13,7 +13,8 @@ export function registerErrorHandler(app: FastifyInstance) {
     const error = toAppError(raw)
     if (error.statusCode >= 500) {
       request.log.error({ err: raw, code: error.code }, 'request failed')
-    } else if (error.statusCode === 413 || !request.raw.complete) {
+    }
+    if (error.statusCode === 413 || !request.raw.complete) {
       // The rest of the body is never read: close rather than parse it as a next request.
       reply.header('connection', 'close')
     }

@@ -102,7 +102,7 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
         summary: 'Delete a recording now, for good',
         description:
           'Answers 204; from then on the recording is 404 everywhere. A recording under ' +
-          'legal hold is refused with 400 until the hold is released.',
+          'legal hold is refused with 409 (legal_hold) until the hold is released.',
         tags: ['recordings'],
         security: [{ bearer: [] }],
         params: IdParamsSchema,

@@ -79,7 +79,8 @@ export class IngestService {
         this.deps.clock(),
       )
       if (same) {
-        await staged.discard()
+        // A leftover (S3 blip) is found by the orphan scan; the answer must not change.
+        await staged.discard().catch(() => undefined)
         return { recording: same, created: false }
       }
 
@@ -112,7 +113,7 @@ export class IngestService {
       )
       return { recording: record, created: true }
     } catch (error) {
-      await staged.discard()
+      await staged.discard().catch(() => undefined)
       await this.audit(request, 'failure', undefined, {
         reason: isAppError(error) ? error.code : 'error',
       }).catch(() => undefined)
@@ -122,9 +123,11 @@ export class IngestService {
 
   private async findEarlierByKey(request: IngestRequest): Promise<RecordingRecord | undefined> {
     if (request.idempotencyKey === undefined) return undefined
+    // Only a visible recording answers for its key: an expired or deleted one stays gone.
     const earlier = await this.deps.recordings.findByIdempotencyKey(
       request.principal.orgId,
       request.idempotencyKey,
+      this.deps.clock(),
     )
     if (!earlier) return undefined
     // A retry is the same upload: same meeting, and (where the client told us) same size and

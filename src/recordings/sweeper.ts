@@ -44,6 +44,9 @@ export interface SweepLogger {
 const DEFAULT_BATCH_ROWS = 500
 const DEFAULT_LEASE_MS = 10 * 60 * 1000 // far longer than one batch takes, even on slow S3
 const DEFAULT_GRACE_MS = 60 * 60 * 1000 // far longer than any idle timeout of an upload
+// S3 dates a multipart object by when its upload began, so a recording whose upload took
+// hours looks old the moment it completes, before its row is committed: orphans wait longer.
+const DEFAULT_ORPHAN_GRACE_MS = 48 * 60 * 60 * 1000
 const DEFAULT_RECONCILE_INTERVAL_MS = 60 * 60 * 1000 // listing every blob is not free
 const DEFAULT_MAX_BATCHES = 1000 // bounds one pass; the next pass continues
 
@@ -60,8 +63,10 @@ export interface SweeperOptions {
   wallClock?: Clock
   batchRows?: number
   leaseMs?: number
-  /** Orphan blobs and staged uploads younger than this are never touched. */
+  /** Staged uploads (and, unless `orphanGraceMs` is set, orphan blobs) younger than this stay. */
   graceMs?: number
+  /** Blobs without a row younger than this stay; default 48 h, or `graceMs` when given. */
+  orphanGraceMs?: number
   reconcileIntervalMs?: number
   maxBatchesPerPass?: number
 }
@@ -110,8 +115,10 @@ export class Sweeper {
       this.#lastReconciledMs = wallNowMs
       report.reconciled = true
       const cutoffMs = wallNowMs - (this.options.graceMs ?? DEFAULT_GRACE_MS)
+      const orphanGraceMs =
+        this.options.orphanGraceMs ?? this.options.graceMs ?? DEFAULT_ORPHAN_GRACE_MS
       try {
-        report.orphanBlobs = await this.removeOrphanBlobs(cutoffMs)
+        report.orphanBlobs = await this.removeOrphanBlobs(wallNowMs - orphanGraceMs)
       } catch (error) {
         report.errors.push(describe(error))
       }

@@ -221,7 +221,8 @@ export class S3BlobStore implements BlobStore {
         c.send(
           new ListMultipartUploadsCommand({
             Bucket: this.options.bucket,
-            Prefix: this.options.prefix || undefined,
+            // Only our recordings' keys: a bucket may be shared with other applications.
+            Prefix: `${this.options.prefix}recordings/`,
             KeyMarker: keyMarker,
             UploadIdMarker: uploadIdMarker,
           }),

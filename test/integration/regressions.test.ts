@@ -148,3 +148,29 @@ describe('uploads dropped at any moment (found in review)', () => {
     assert.deepEqual(await listStagedUploads(t.config), [])
   })
 })
+
+describe('an Idempotency-Key never brings back an expired recording (found in review)', () => {
+  let t: TestServer
+  let now = Date.parse('2026-06-01T00:00:00Z')
+  before(async () => (t = await startTestServer({ clock: () => now, env: { RETENTION: '1h' } })))
+  after(() => t.close())
+
+  test('a retry after expiry makes a new recording instead of answering with the old one', async () => {
+    const recorder = await t.token('org-idem', ['recorder'])
+    const bytes = await fs.readFile(corpusPath(FILE))
+    const send = () =>
+      t.server.app.inject({
+        method: 'POST',
+        url: `/recordings?meeting_id=m-idem&created_at=${new Date(now).toISOString()}`,
+        headers: { authorization: `Bearer ${recorder}`, 'idempotency-key': 'k-expire' },
+        payload: bytes,
+      })
+    const first = await send()
+    assert.equal(first.statusCode, 201)
+    now += 2 * 3600 * 1000 // past its expiry, before any sweep
+    const retry = await send()
+    assert.equal(retry.statusCode, 201, retry.body)
+    assert.notEqual(retry.json().id, first.json().id)
+    assert.ok(Date.parse(retry.json().expires_at) > now)
+  })
+})
