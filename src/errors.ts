@@ -7,7 +7,6 @@ export type ErrorCode =
   | 'invalid_token'
   | 'insufficient_scope'
   | 'not_found'
-  | 'method_not_allowed'
   | 'invalid_request'
   | 'invalid_cursor'
   | 'missing_meeting_id'
@@ -35,7 +34,6 @@ export const ERROR_SPECS: Readonly<Record<ErrorCode, ErrorSpec>> = {
   invalid_token: { statusCode: 401, title: 'Unauthorized' },
   insufficient_scope: { statusCode: 403, title: 'Forbidden' },
   not_found: { statusCode: 404, title: 'Not Found' },
-  method_not_allowed: { statusCode: 405, title: 'Method Not Allowed' },
   invalid_request: { statusCode: 400, title: 'Bad Request' },
   invalid_cursor: { statusCode: 400, title: 'Bad Request' },
   missing_meeting_id: { statusCode: 400, title: 'Bad Request' },
@@ -85,7 +83,6 @@ export const errors = {
     }),
   notFound: () => new AppError('not_found', 'The requested recording does not exist.'),
   routeNotFound: () => new AppError('not_found', 'No such route.'),
-  methodNotAllowed: () => new AppError('method_not_allowed', 'Method not allowed on this route.'),
   invalidRequest: (message: string) => new AppError('invalid_request', message),
   invalidCursor: () => new AppError('invalid_cursor', 'The cursor is not valid for this list.'),
   missingMeetingId: () =>

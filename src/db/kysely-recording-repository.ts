@@ -177,7 +177,9 @@ export class KyselyRecordingRepository implements RecordingRepository {
   }
 
   claimForDeletion(options: { nowMs: number; leaseUntilMs: number; limit: number }) {
-    return guard(async () => {
+    // Each claim retries on its own; retrying the whole would re-run a committed first claim
+    // and leave its rows waiting for their lease.
+    return translated(async () => {
       const { nowMs, leaseUntilMs, limit } = options
       const lapsed = await this.claim(leaseUntilMs, () =>
         this.db
@@ -345,6 +347,15 @@ function toRecord(row: RecordingsTable): RecordingRecord {
 
 function isVisible(record: RecordingRecord, nowMs: number): boolean {
   return record.legalHold || record.expiresAt > nowMs
+}
+
+/** Runs `work` once, translating driver errors. */
+async function translated<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    throw translate(error)
+  }
 }
 
 /** Runs one repository operation, retrying while the database is locked, then translates. */

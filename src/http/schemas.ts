@@ -1,5 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 
+import { AUDIT_ACTIONS } from '../recordings/audit-log.js'
+
 /** Schemas shared by routes: they validate requests, serialise replies and make /openapi.json. */
 
 const Rfc3339 = Type.String({
@@ -99,20 +101,6 @@ export const RetentionSchema = Type.Object(
   { additionalProperties: false },
 )
 
-export const AUDIT_ACTION_NAMES = [
-  'list',
-  'read',
-  'download',
-  'upload',
-  'delete',
-  'hold',
-  'release',
-  'expire',
-  'retention_set',
-  'auth_failed',
-  'access_denied',
-] as const
-
 export const AuditEventSchema = Type.Object(
   {
     id: Type.String({ description: 'Grows with insertion order' }),
@@ -121,7 +109,7 @@ export const AuditEventSchema = Type.Object(
     actor: Type.Union([Type.String(), Type.Null()], {
       description: 'The token `sub`, or `system:sweeper` for deletions by expiry',
     }),
-    action: Type.String({ enum: [...AUDIT_ACTION_NAMES] }),
+    action: Type.String({ enum: [...AUDIT_ACTIONS] }),
     recording_id: Type.Union([Type.String(), Type.Null()]),
     outcome: Type.Union([Type.Literal('success'), Type.Literal('failure')]),
     client_ip: Type.Union([Type.String(), Type.Null()]),
@@ -134,7 +122,7 @@ export const AuditEventSchema = Type.Object(
 export const AuditQuerySchema = Type.Object(
   {
     recording_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    action: Type.Optional(Type.String({ enum: [...AUDIT_ACTION_NAMES] })),
+    action: Type.Optional(Type.String({ enum: [...AUDIT_ACTIONS] })),
     after: Type.Optional(Rfc3339),
     before: Type.Optional(Rfc3339),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: 100 })),

@@ -2,22 +2,8 @@
  * What an audit entry records. `expire` is a deletion by the sweeper; `hold` and `release`
  * set and clear a legal hold; `retention_set` is an operator's change of an org's retention.
  */
-export type AuditAction =
-  | 'list'
-  | 'read'
-  | 'download'
-  | 'upload'
-  | 'delete'
-  | 'hold'
-  | 'release'
-  | 'expire'
-  | 'retention_set'
-  | 'auth_failed'
-  | 'access_denied'
-
-export const AUDIT_ACTIONS: readonly AuditAction[] = [
+export const AUDIT_ACTIONS = [
   'list',
-  'read',
   'download',
   'upload',
   'delete',
@@ -27,7 +13,9 @@ export const AUDIT_ACTIONS: readonly AuditAction[] = [
   'retention_set',
   'auth_failed',
   'access_denied',
-]
+] as const
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 
 /** The actor of entries written by the server itself (the sweeper, the operator's CLI). */
 export const SYSTEM_ACTOR = 'system:sweeper'
