@@ -5,7 +5,7 @@ import { KyselyOrgSettingsRepository } from '../db/kysely-org-settings-repositor
 import { KyselyRecordingRepository } from '../db/kysely-recording-repository.js'
 import { createBlobStore } from '../main.js'
 import { systemClock } from '../recordings/clock.js'
-import { formatDuration } from '../recordings/retention.js'
+import { toRetentionJson } from '../http/retention-presenter.js'
 import { RetentionService } from '../recordings/retention-service.js'
 import { Sweeper, type SweepReport } from '../recordings/sweeper.js'
 
@@ -56,26 +56,14 @@ export function setOrgRetention(
 ) {
   return withDatabase(config, async (db) => {
     const result = await retentionService(config, db).setRetention(options)
-    return {
-      org_id: result.orgId,
-      retention: formatDuration(result.retentionSeconds),
-      retention_seconds: result.retentionSeconds,
-      source: result.source,
-      recordings_updated: result.recordingsUpdated,
-    }
+    return { ...toRetentionJson(result), recordings_updated: result.recordingsUpdated }
   })
 }
 
 /** `org get-retention ORG`. */
 export function getOrgRetention(config: Readonly<Config>, orgId: string) {
   return withDatabase(config, async (db) => {
-    const result = await retentionService(config, db).getRetention(orgId)
-    return {
-      org_id: result.orgId,
-      retention: formatDuration(result.retentionSeconds),
-      retention_seconds: result.retentionSeconds,
-      source: result.source,
-    }
+    return toRetentionJson(await retentionService(config, db).getRetention(orgId))
   })
 }
 

@@ -11,7 +11,7 @@ import { requirePermission } from './authenticate.js'
 import { evaluateConditionals } from './conditional.js'
 import { contentDisposition } from './content-disposition.js'
 import { decideRange } from './range.js'
-import { findRecording } from './recordings-routes.js'
+import { getRecording } from './recordings-routes.js'
 import { contextOf } from './request-context.js'
 import { ContentParamsSchema, problemResponses } from './schemas.js'
 
@@ -50,7 +50,7 @@ export const contentRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       const { file } = request.params as { file: string }
       if (!CONTENT_FILE.test(file)) throw errors.notFound()
       const context = contextOf(request)
-      const record = await findRecording(deps.recordings, context, request.params)
+      const record = await getRecording(deps.recordings, context, request.params)
       // `content` or `content.<its own extension>`: one URL per recording, nothing else.
       if (file !== 'content' && file !== `content.${record.extension}`) throw errors.notFound()
 

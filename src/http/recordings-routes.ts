@@ -88,7 +88,7 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
       },
     },
     async (request, reply) => {
-      const record = await findRecording(deps.recordings, contextOf(request), request.params)
+      const record = await getRecording(deps.recordings, contextOf(request), request.params)
       reply.header('cache-control', 'no-store')
       return toRecordingJson(record, baseUrlOf(request, deps.config.publicUrl))
     },
@@ -110,9 +110,7 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
       },
     },
     async (request, reply) => {
-      const id = canonicalRecordingId((request.params as { id: string }).id)
-      if (!id) throw errors.notFound()
-      await deps.recordings.delete(contextOf(request), id)
+      await deps.recordings.delete(contextOf(request), recordingIdOf(request.params))
       return reply.code(204).send()
     },
   )
@@ -139,8 +137,7 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
         response: { 200: Type.Ref(RecordingSchema), ...problemResponses(401, 403, 404, 503) },
       },
       handler: async (request, reply) => {
-        const id = canonicalRecordingId((request.params as { id: string }).id)
-        if (!id) throw errors.notFound()
+        const id = recordingIdOf(request.params)
         const record = await deps.recordings.setLegalHold(contextOf(request), id, hold)
         reply.header('cache-control', 'no-store')
         return toRecordingJson(record, baseUrlOf(request, deps.config.publicUrl))
@@ -149,18 +146,16 @@ export const recordingsRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =
   }
 }
 
-/** Looks a recording up by a path id, treating malformed ids as unknown ones. */
-export async function findRecording(
-  service: RecordingsService,
-  context: RequestContext,
-  params: unknown,
-) {
+/** The canonical id of a path's `:id`; a malformed id is answered like an unknown one (404). */
+export function recordingIdOf(params: unknown): string {
   const id = canonicalRecordingId((params as { id: string }).id)
-  if (!id) {
-    // Same answer, same audit trail as for a real id that is not ours.
-    throw errors.notFound()
-  }
-  return service.get(context, id)
+  if (!id) throw errors.notFound()
+  return id
+}
+
+/** The visible recording a path names, or not_found. */
+export function getRecording(service: RecordingsService, context: RequestContext, params: unknown) {
+  return service.get(context, recordingIdOf(params))
 }
 
 function toFilter(query: ListQuery): RecordingFilter {

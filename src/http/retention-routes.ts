@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 
 import { PERMISSIONS } from '../auth/principal.js'
-import { formatDuration } from '../recordings/retention.js'
+import { toRetentionJson } from './retention-presenter.js'
 import type { AppDeps } from './app-deps.js'
 import { requirePermission } from './authenticate.js'
 import { contextOf } from './request-context.js'
@@ -26,12 +26,7 @@ export const retentionRoutes: FastifyPluginAsync<AppDeps> = async (app, deps) =>
     async (request, reply) => {
       const retention = await deps.recordings.getRetention(contextOf(request))
       reply.header('cache-control', 'no-store')
-      return {
-        org_id: retention.orgId,
-        retention: formatDuration(retention.retentionSeconds),
-        retention_seconds: retention.retentionSeconds,
-        source: retention.source,
-      }
+      return toRetentionJson(retention)
     },
   )
 }

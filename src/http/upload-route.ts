@@ -61,8 +61,8 @@ export const uploadRoute: FastifyPluginAsync<AppDeps> = async (app, deps) => {
     },
     async (request, reply) => {
       const query = request.query as UploadQuery
-      const declared = Number(request.headers['content-length'] ?? NaN)
-      if (declared > deps.config.maxUploadBytes) {
+      const declared = declaredLength(request)
+      if (declared !== undefined && declared > deps.config.maxUploadBytes) {
         throw errors.payloadTooLarge(deps.config.maxUploadBytes)
       }
       const { orgId, subject } = contextOf(request).principal
@@ -162,12 +162,12 @@ function rawBody(request: FastifyRequest, query: UploadQuery): UploadBody {
       if (!raw.complete) abort()
     })
   }
-  const declared = Number(request.headers['content-length'])
+  const declared = declaredLength(request)
   return {
     body,
     meetingId: query.meeting_id,
     fileName: query.filename ?? fileNameFromDisposition(request.headers['content-disposition']),
-    declaredSizeBytes: Number.isSafeInteger(declared) && declared > 0 ? declared : undefined,
+    declaredSizeBytes: declared !== undefined && declared > 0 ? declared : undefined,
   }
 }
 
@@ -194,6 +194,12 @@ async function readMultipart(
     meetingId: query.meeting_id ?? (fieldValue || undefined),
     fileName: query.filename ?? part.filename,
   }
+}
+
+/** The request's Content-Length as a number, when it has a valid one. */
+function declaredLength(request: FastifyRequest): number | undefined {
+  const declared = Number(request.headers['content-length'])
+  return Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined
 }
 
 function readIdempotencyKey(request: FastifyRequest): string | undefined {

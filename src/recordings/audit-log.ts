@@ -1,3 +1,5 @@
+import type { AuditEventsTable } from '../db/schema.js'
+
 /**
  * What an audit entry records. `expire` is a deletion by the sweeper; `hold` and `release`
  * set and clear a legal hold; `retention_set` is an operator's change of an org's retention.
@@ -33,16 +35,8 @@ export interface AuditEvent {
 }
 
 /** An entry as stored: `at` is epoch milliseconds (UTC); `id` grows with insertion order. */
-export interface AuditRecord {
+export type AuditRecord = Omit<AuditEventsTable, 'id' | 'detail'> & {
   id: number
-  at: number
-  orgId: string | null
-  actor: string | null
-  action: string
-  recordingId: string | null
-  outcome: string
-  clientIp: string | null
-  requestId: string | null
   detail: Record<string, unknown> | null
 }
 
