@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 
 import {
   ConfigError,
@@ -43,7 +43,11 @@ program
     },
   )
   .option('--sub <subject>', 'token subject (who acts; recorded in the audit log)', 'cli')
-  .option('--ttl <duration>', 'lifetime, e.g. 15m, 1h, 7d', parseTtl, 3600)
+  .addOption(
+    new Option('--ttl <duration>', 'lifetime, e.g. 15m, 1h, 24h (at most AUTH_MAX_TOKEN_AGE)')
+      .argParser(parseTtl)
+      .default(3600, '1h'),
+  )
   .action(async (options: { org: string; permission: string[]; sub: string; ttl: number }) => {
     const config = configOrExit()
     if (options.org.trim() === '') throw new InvalidArgumentError('--org must not be empty')
